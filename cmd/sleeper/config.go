@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// config is every flag of PRODUCT §2 that sleeper reads so far. Each flag can
+// also be set by the environment variable SLEEPER_<NAME> (upper case, '-' → '_');
+// a flag on the command line wins over the environment.
+type config struct {
+	Addr               string
+	AdminAddr          string
+	DockerHost         string
+	LabelPrefix        string
+	Domain             string
+	DefaultIdleTimeout time.Duration
+	MaxHeld            int
+	LogLevel           string
+	LogFormat          string
+}
+
+// envName maps a flag name to its environment variable.
+func envName(flagName string) string {
+	return "SLEEPER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags over environment over defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("sleeper", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", ":8080", "main HTTP listener, routes by Host")
+	fs.StringVar(&c.AdminAddr, "admin-addr", ":9090", "admin listener: /healthz, metrics, API")
+	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST, else the local socket)")
+	fs.StringVar(&c.LabelPrefix, "label-prefix", "sleeper", "prefix of the labels sleeper reads")
+	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
+	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
+	fs.IntVar(&c.MaxHeld, "max-held", 1000, "held requests per container before 503")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	if c.DockerHost == "" {
+		c.DockerHost = getenv("DOCKER_HOST")
+	}
+	if err := errors.Join(envErrs...); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	if c.DefaultIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--default-idle-timeout=%s: must not be negative", c.DefaultIdleTimeout))
+	}
+	if c.MaxHeld < 1 {
+		errs = append(errs, fmt.Errorf("--max-held=%d: must be at least 1", c.MaxHeld))
+	}
+	if c.LabelPrefix == "" || strings.ContainsAny(c.LabelPrefix, " =,") {
+		errs = append(errs, fmt.Errorf("--label-prefix=%q: must be a non-empty label key", c.LabelPrefix))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format=%q: must be text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("--log-level=%q: must be debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(c config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// version is set at build time with -ldflags "-X main.version=…"; it is the
+// only package variable, and only the linker writes it.
+var version = ""
+
+// versionString is the version to report: the linker's, else the module's.
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		return v
+	}
+	return "unknown"
+}

@@ -1,0 +1,241 @@
+// Package proxy is sleeper's front door: HTTP routed by Host (and the extra
+// listen ports), built on httputil.ReverseProxy.
+//
+// Policy: a request for a ready container is forwarded at once (Acquire,
+// forward, Release: no lock). Any other request is held, body untouched,
+// until the shared wake of its container ends, within wake_timeout (504),
+// failing with 502 and a one-line reason, or refused with 503 and
+// Retry-After past --max-held. The proxy never starts or stops anything
+// itself; it asks the watcher.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
+
+	"sleeper/pkg/watcher"
+)
+
+// ReservedPrefix is the path prefix sleeper answers itself on every routed host.
+const ReservedPrefix = "/.sleeper/"
+
+// Routes is what the proxy needs of the registry.
+type Routes interface {
+	Routes() *watcher.Routes
+	Changed() <-chan struct{}
+}
+
+// Config builds a Handler.
+type Config struct {
+	Routes   Routes
+	MaxHeld  int
+	Log      *slog.Logger
+	Recorder watcher.Recorder
+}
+
+// Handler routes and forwards HTTP requests.
+type Handler struct {
+	routes    Routes
+	maxHeld   int64
+	log       *slog.Logger
+	rec       watcher.Recorder
+	transport *http.Transport
+	// proxies caches one ReverseProxy per watcher and upstream, so the hot
+	// path builds nothing; a wake that changes the upstream replaces it.
+	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
+}
+
+type upstreamProxy struct {
+	target *url.URL
+	rp     *httputil.ReverseProxy
+}
+
+// NewHandler returns a handler over the given routes.
+func NewHandler(cfg Config) *Handler {
+	rec := cfg.Recorder
+	if rec == nil {
+		rec = watcher.NopRecorder{}
+	}
+	return &Handler{
+		routes:  cfg.Routes,
+		maxHeld: int64(cfg.MaxHeld),
+		log:     cfg.Log,
+		rec:     rec,
+		transport: &http.Transport{
+			Proxy:                 nil, // upstreams are local; never via an env proxy
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			// Upstreams on https are containers with their own, usually
+			// self-signed, certificates (README: "Upstream TLS").
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented
+		},
+		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
+	}
+}
+
+// ServeHTTP routes by Host.
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	host := normalizeHost(r.Host)
+	w := h.routes.Routes().Lookup(host)
+	if w == nil {
+		http.Error(rw, fmt.Sprintf("sleeper: no container for host %q", host), http.StatusNotFound)
+		return
+	}
+	h.Serve(w, rw, r)
+}
+
+// ForPort returns a handler for a sleeper.listen port: every request goes to
+// the container that claims the port, whatever its Host.
+func (h *Handler) ForPort(port uint16) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := h.routes.Routes().Listen[port]
+		if w == nil {
+			http.Error(rw, fmt.Sprintf("sleeper: no container for port %d", port), http.StatusNotFound)
+			return
+		}
+		h.Serve(w, rw, r)
+	})
+}
+
+// Serve handles a request for one container.
+func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
+		h.reserved(w, rw, r)
+		return
+	}
+	if w.Acquire() {
+		defer w.Release() // deferred: ReverseProxy aborts with a panic on a broken copy
+		h.forward(w, rw, r)
+		return
+	}
+	h.hold(w, rw, r)
+}
+
+// reserved answers /.sleeper/ paths. The loading page's endpoints live here.
+func (h *Handler) reserved(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
+	http.Error(rw, fmt.Sprintf("sleeper: unknown endpoint %q", r.URL.Path), http.StatusNotFound)
+}
+
+// hold waits for the container's wake and then forwards the request.
+func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
+	name := w.Name()
+	n := w.AddHeld(1)
+	defer w.AddHeld(-1)
+	if h.maxHeld > 0 && n > h.maxHeld {
+		rw.Header().Set("Retry-After", retryAfter(w))
+		http.Error(rw, fmt.Sprintf("sleeper: too many requests waiting for %s", name), http.StatusServiceUnavailable)
+		h.rec.Request(name, "rejected")
+		return
+	}
+	h.rec.Request(name, "held")
+	spec := w.Spec()
+	ctx, cancel := context.WithTimeoutCause(r.Context(), spec.WakeTimeout, watcher.ErrWakeTimeout)
+	defer cancel()
+	for range 3 {
+		dur, err := w.Wait(ctx)
+		if err != nil {
+			h.wakeFailed(w, rw, r, err)
+			return
+		}
+		if !w.Acquire() {
+			continue // put back to sleep between the wake and us: wake again
+		}
+		defer w.Release()
+		if dur > 0 {
+			rw.Header().Set("X-Sleeper-Wake", strconv.FormatInt(dur.Milliseconds(), 10))
+		}
+		h.forward(w, rw, r)
+		return
+	}
+	h.wakeFailed(w, rw, r, watcher.ErrNotReady)
+}
+
+func (h *Handler) wakeFailed(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request, err error) {
+	name := w.Name()
+	if r.Context().Err() != nil {
+		return // the client left; nobody to answer
+	}
+	h.rec.Request(name, "error")
+	if errors.Is(err, watcher.ErrWakeTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		http.Error(rw, fmt.Sprintf("sleeper: %s did not wake within %s", name, w.Spec().WakeTimeout), http.StatusGatewayTimeout)
+		return
+	}
+	msg := err.Error()
+	if we := (*watcher.WakeError)(nil); errors.As(err, &we) {
+		msg = fmt.Sprintf("%s failed to wake: %v", name, we.Err)
+	}
+	http.Error(rw, "sleeper: "+firstLine(msg), http.StatusBadGateway)
+}
+
+// retryAfter suggests when to come back: the last wake's duration, at least a second.
+func retryAfter(w *watcher.Watcher) string {
+	secs := math.Ceil(w.Info().LastWake.Seconds())
+	return strconv.Itoa(max(1, int(secs)))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// forward proxies to the container's current upstream.
+func (h *Handler) forward(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
+	up := w.Upstream()
+	if up == nil {
+		http.Error(rw, fmt.Sprintf("sleeper: no upstream address for %s", w.Name()), http.StatusBadGateway)
+		return
+	}
+	p, ok := h.proxies.Load(w)
+	if !ok || p.target != up {
+		p = h.newProxy(w.Name(), up)
+		h.proxies.Store(w, p)
+	}
+	p.rp.ServeHTTP(rw, r)
+}
+
+func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
+	log := h.log.With("container", name)
+	return &upstreamProxy{target: target, rp: &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			pr.Out.Host = pr.In.Host // the app sees the Host it was asked for
+		},
+		Transport: h.transport,
+		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return
+			}
+			log.Warn("upstream error", "upstream", target.String(), "error", err)
+			http.Error(rw, fmt.Sprintf("sleeper: %s did not answer: %v", name, err), http.StatusBadGateway)
+		},
+	}}
+}
+
+// prune drops cached proxies of watchers that are gone.
+func (h *Handler) prune(rt *watcher.Routes) {
+	h.proxies.Range(func(w *watcher.Watcher, _ *upstreamProxy) bool {
+		if rt.ByName[w.Name()] != w {
+			h.proxies.Delete(w)
+		}
+		return true
+	})
+}

@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"sleeper/pkg/watcher"
+)
+
+// ServerConfig builds a Server.
+type ServerConfig struct {
+	Addr    string // main listener, routes by Host
+	Handler *Handler
+	Routes  Routes
+	Log     *slog.Logger
+	// Grace bounds how long in-flight requests may finish on shutdown.
+	Grace time.Duration
+	// ListenHost is the address the sleeper.listen ports bind on ("" = all).
+	ListenHost string
+}
+
+// Server runs the main listener and one listener per sleeper.listen port,
+// opening and closing the latter as containers come and go.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	extra  map[uint16]*http.Server
+	ln     net.Listener
+	wg     sync.WaitGroup
+	failed map[uint16]string // ports that could not be bound, logged once
+}
+
+// NewServer returns a server; Run starts it.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	return &Server{cfg: cfg, log: cfg.Log, extra: map[uint16]*http.Server{}, failed: map[uint16]string{}}
+}
+
+// newHTTPServer applies the limits every front door shares. There is no
+// write timeout: held requests, streams and upgraded connections are long.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Listen binds the main listener, so that callers learn a bind error before
+// Run and can read the address (":0" in tests).
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	return ln.Addr(), nil
+}
+
+// Run serves until ctx ends, then stops accepting and lets in-flight
+// requests finish within the grace period.
+func (s *Server) Run(ctx context.Context) error {
+	if s.ln == nil {
+		if _, err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	main := newHTTPServer(s.cfg.Handler, s.log)
+	errc := make(chan error, 1)
+	go func() { errc <- main.Serve(s.ln) }()
+	s.log.Info("proxy listening", "addr", s.ln.Addr().String())
+
+	for {
+		changed := s.cfg.Routes.Changed()
+		rt := s.cfg.Routes.Routes()
+		s.syncListeners(rt.Listen)
+		s.cfg.Handler.prune(rt)
+		select {
+		case <-changed:
+			continue
+		case err := <-errc:
+			s.shutdownExtra()
+			return fmt.Errorf("proxy: %w", err)
+		case <-ctx.Done():
+		}
+		break
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
+	defer cancel()
+	err := main.Shutdown(shutdownCtx)
+	s.shutdownExtra()
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("grace period over, closing remaining connections", "grace", s.cfg.Grace.String())
+		_ = main.Close()
+	}
+	<-errc
+	return nil
+}
+
+// syncListeners opens listeners for new ports and closes those no longer claimed.
+func (s *Server) syncListeners(want map[uint16]*watcher.Watcher) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for port, srv := range s.extra {
+		if _, ok := want[port]; !ok {
+			_ = srv.Close()
+			delete(s.extra, port)
+			s.log.Info("listener closed", "port", port)
+		}
+	}
+	ports := make([]uint16, 0, len(want))
+	for p := range want {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	for _, port := range ports {
+		if _, ok := s.extra[port]; ok {
+			continue
+		}
+		addr := net.JoinHostPort(s.cfg.ListenHost, strconv.Itoa(int(port)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if s.failed[port] != err.Error() {
+				s.failed[port] = err.Error()
+				s.log.Error("cannot open listen port", "container", want[port].Name(), "port", port, "error", err)
+			}
+			continue
+		}
+		delete(s.failed, port)
+		srv := newHTTPServer(s.cfg.Handler.ForPort(port), s.log)
+		s.extra[port] = srv
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = srv.Serve(ln)
+		}()
+		s.log.Info("listener opened", "port", port, "container", want[port].Name())
+	}
+}
+
+func (s *Server) shutdownExtra() {
+	s.mu.Lock()
+	servers := make([]*http.Server, 0, len(s.extra))
+	for _, srv := range s.extra {
+		servers = append(servers, srv)
+	}
+	s.extra = map[uint16]*http.Server{}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+		}
+	}
+	s.wg.Wait()
+}

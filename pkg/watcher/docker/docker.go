@@ -1,0 +1,340 @@
+// Package docker adapts the Docker engine API to sleeper's watcher: it is the
+// Runtime that starts and stops containers and the Source that lists them and
+// streams their events.
+//
+// Policy: one event subscription per call to Events, filtered on the server
+// to container events of labelled containers and to the actions that change
+// state, drained at once into a buffered channel (the daemon drops events for
+// a listener that is slow for 100 ms). Reconnecting is the caller's job.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"sleeper/pkg/watcher"
+)
+
+var (
+	_ watcher.Runtime = (*Docker)(nil)
+	_ watcher.Source  = (*Docker)(nil)
+)
+
+// watchedActions are the container events that can change what sleeper
+// decides. exec_* events (one per health probe) and the like are left out.
+var watchedActions = []string{
+	"create", "start", "die", "stop", "pause", "unpause",
+	"health_status", "destroy", "rename",
+}
+
+// Docker talks to one Docker engine.
+type Docker struct {
+	cli    *client.Client
+	prefix string
+}
+
+// New returns a client for the engine at host ("" means DOCKER_HOST, else
+// the local socket). It does not dial: an engine that is down now is retried
+// by the reconciler, never fatal. prefix is the label prefix.
+func New(host, prefix string) (*Docker, error) {
+	opts := []client.Opt{client.FromEnv}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Docker{cli: cli, prefix: prefix}, nil
+}
+
+// Ping checks that the engine answers and negotiates the API version.
+func (d *Docker) Ping(ctx context.Context) error {
+	if _, err := d.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return fmt.Errorf("docker ping: %w", err)
+	}
+	return nil
+}
+
+// Close releases the client's connections.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// APIVersion returns the negotiated API version.
+func (d *Docker) APIVersion() string { return d.cli.ClientVersion() }
+
+func (d *Docker) enableFilter() client.Filters {
+	return client.Filters{}.Add("label", d.prefix+".enable=true")
+}
+
+// List implements watcher.Source.
+func (d *Docker) List(ctx context.Context) ([]string, error) {
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: d.enableFilter()})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	names := make([]string, 0, len(res.Items))
+	for _, c := range res.Items {
+		if len(c.Names) > 0 {
+			names = append(names, strings.TrimPrefix(c.Names[0], "/"))
+		}
+	}
+	return names, nil
+}
+
+// Events implements watcher.Source.
+func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
+	f := d.enableFilter().Add("type", "container").Add("event", watchedActions...)
+	res := d.cli.Events(ctx, client.EventsListOptions{Filters: f})
+	// Buffered and drained by a goroutine that does nothing else, so the
+	// daemon never sees a slow reader; it ends with the subscription.
+	names := make(chan string, 1024)
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case m := <-res.Messages:
+				for _, n := range eventNames(m) {
+					select {
+					case names <- n:
+					case <-ctx.Done():
+						errs <- ctx.Err()
+						return
+					}
+				}
+			case err := <-res.Err:
+				errs <- err
+				return
+			}
+		}
+	}()
+	return names, errs
+}
+
+// eventNames returns the container names an event concerns: the current
+// name, and on a rename also the old one (whose watcher must go).
+func eventNames(m events.Message) []string {
+	var out []string
+	if n := strings.TrimPrefix(m.Actor.Attributes["name"], "/"); n != "" {
+		out = append(out, n)
+	}
+	if m.Action == events.ActionRename {
+		if n := strings.TrimPrefix(m.Actor.Attributes["oldName"], "/"); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Inspect implements watcher.Runtime and watcher.Source.
+func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, error) {
+	res, err := d.cli.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, watcher.ErrNotFound)
+		}
+		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)
+	}
+	return convert(res.Container), nil
+}
+
+// Start implements watcher.Runtime.
+func (d *Docker) Start(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{})
+	return err
+}
+
+// Stop implements watcher.Runtime. The stop signal parameter exists from API
+// 1.42; on older engines a custom signal is sent with kill and the grace
+// period enforced here, ending with SIGKILL.
+func (d *Docker) Stop(ctx context.Context, id string, opt watcher.StopOptions) error {
+	secs := int(opt.Timeout.Round(time.Second) / time.Second)
+	if opt.Signal == "" || versionAtLeast(d.APIVersion(), 1, 42) {
+		_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Signal: opt.Signal, Timeout: &secs})
+		return err
+	}
+	wait := d.cli.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	if _, err := d.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: opt.Signal}); err != nil {
+		if cerrdefs.IsConflict(err) {
+			return nil // not running: already stopped
+		}
+		return fmt.Errorf("signal %s: %w", opt.Signal, err)
+	}
+	t := time.NewTimer(opt.Timeout)
+	defer t.Stop()
+	select {
+	case <-wait.Result:
+		return nil
+	case err := <-wait.Error:
+		return fmt.Errorf("wait for exit: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	_, err := d.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "SIGKILL"})
+	if err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("SIGKILL after %s: %w", opt.Timeout, err)
+	}
+	return nil
+}
+
+// Kill implements watcher.Runtime.
+func (d *Docker) Kill(ctx context.Context, id string, signal string) error {
+	_, err := d.cli.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: signal})
+	if cerrdefs.IsConflict(err) {
+		return nil // not running
+	}
+	return err
+}
+
+// Pause implements watcher.Runtime.
+func (d *Docker) Pause(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerPause(ctx, id, client.ContainerPauseOptions{})
+	return err
+}
+
+// Unpause implements watcher.Runtime.
+func (d *Docker) Unpause(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+	return err
+}
+
+// SelfNetworks returns the networks of the container sleeper runs in, or nil
+// when it runs on the host. Docker sets a container's hostname to its short
+// ID and creates /.dockerenv, which is how sleeper finds itself.
+func (d *Docker) SelfNetworks(ctx context.Context) []string {
+	if _, err := os.Stat("/.dockerenv"); err != nil {
+		return nil
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil
+	}
+	res, err := d.cli.ContainerInspect(ctx, host, client.ContainerInspectOptions{})
+	if err != nil || res.Container.NetworkSettings == nil {
+		return nil
+	}
+	var nets []string
+	for n := range res.Container.NetworkSettings.Networks {
+		nets = append(nets, n)
+	}
+	slices.Sort(nets)
+	return nets
+}
+
+func convert(r container.InspectResponse) watcher.Container {
+	c := watcher.Container{
+		ID:        r.ID,
+		Name:      strings.TrimPrefix(r.Name, "/"),
+		Status:    watcher.StatusStopped,
+		Published: map[string]string{},
+	}
+	if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil {
+		c.Created = t
+	}
+	if cfg := r.Config; cfg != nil {
+		c.Labels = cfg.Labels
+		c.StopSignal = cfg.StopSignal
+		for p := range cfg.ExposedPorts {
+			if p.Proto() == "tcp" {
+				c.Exposed = append(c.Exposed, p.Num())
+			}
+		}
+		slices.Sort(c.Exposed)
+		if hc := cfg.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+			c.Health = watcher.HealthStarting
+		}
+	}
+	if s := r.State; s != nil {
+		c.Status = status(s)
+		c.ExitCode, c.Error = s.ExitCode, s.Error
+		c.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
+		c.FinishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
+		if c.Health != watcher.HealthNone && s.Health != nil && s.Health.Status != "" {
+			c.Health = watcher.Health(s.Health.Status)
+		}
+	}
+	if ns := r.NetworkSettings; ns != nil {
+		for port, bindings := range ns.Ports {
+			if addr := dialable(bindings); addr != "" {
+				c.Published[port.String()] = addr
+			}
+		}
+		for name, ep := range ns.Networks {
+			if ep != nil {
+				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: ep.IPAddress})
+			}
+		}
+		slices.SortFunc(c.Networks, func(a, b watcher.Network) int { return strings.Compare(a.Name, b.Name) })
+	}
+	return c
+}
+
+func status(s *container.State) watcher.Status {
+	switch {
+	case s.Paused:
+		return watcher.StatusPaused
+	case s.Restarting:
+		return watcher.StatusRestarting
+	case s.Running:
+		return watcher.StatusRunning
+	case s.Status == container.StateRemoving:
+		return watcher.StatusRemoving
+	default:
+		return watcher.StatusStopped
+	}
+}
+
+// dialable picks the host address of a published port, preferring IPv4; a
+// binding on every address is dialled on loopback.
+func dialable(bindings []network.PortBinding) string {
+	best := ""
+	for _, b := range bindings {
+		if b.HostPort == "" {
+			continue
+		}
+		ip := b.HostIP
+		switch {
+		case !ip.IsValid() || (ip.Is4() && ip.IsUnspecified()):
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		case ip.IsUnspecified():
+			ip = netip.IPv6Loopback()
+		}
+		addr := net.JoinHostPort(ip.String(), b.HostPort)
+		if ip.Is4() {
+			return addr
+		}
+		if best == "" {
+			best = addr
+		}
+	}
+	return best
+}
+
+// versionAtLeast compares an API version such as "1.41".
+func versionAtLeast(v string, major, minor int) bool {
+	maj, min, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(min)
+	if err := errors.Join(err1, err2); err != nil {
+		return false
+	}
+	return a > major || (a == major && b >= minor)
+}

@@ -1,0 +1,104 @@
+package watcher
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"sleeper/pkg/labels"
+)
+
+// prober checks readiness. Its HTTP client never reuses connections: each
+// probe must reach the app afresh, and a kept-alive socket to docker-proxy
+// would say nothing about the app behind it.
+type prober struct {
+	client *http.Client
+}
+
+func newProber() *prober {
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		// Upstreams on https are containers with their own, usually
+		// self-signed, certificates; the proxy does not verify them either.
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented in README
+		ResponseHeaderTimeout: 2 * time.Second,
+		Proxy:                 nil,
+	}
+	return &prober{client: &http.Client{
+		Transport: tr,
+		Timeout:   2 * time.Second,
+		// A redirect is an answer: the app is up.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+func (p *prober) close() { p.client.CloseIdleConnections() }
+
+// http returns a probe that is ready on any HTTP answer, or on a 2xx/3xx
+// from readyPath when one is set. docker-proxy accepts on a published port
+// before the app listens, then closes: that is a failed request, not an answer.
+func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
+	target := *u
+	if readyPath != "" {
+		ref, err := url.Parse(readyPath)
+		if err == nil {
+			target.Path, target.RawQuery = ref.Path, ref.RawQuery
+		}
+	}
+	raw := target.String()
+	return func(ctx context.Context) bool {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+		if err != nil {
+			return false
+		}
+		req.Header.Set("User-Agent", "sleeper-probe")
+		resp, err := p.client.Do(req)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		if readyPath == "" {
+			return true
+		}
+		return resp.StatusCode >= 200 && resp.StatusCode < 400
+	}
+}
+
+// tcp returns a probe for containers without HTTP: a dial to the first
+// stream's target port. Through docker-proxy a dial always succeeds, so the
+// probe also waits briefly for the proxy to hang up: a live app keeps the
+// connection open (or greets us), a missing one gets it closed at once.
+func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context.Context) bool {
+	port := TargetPort(c, spec)
+	if len(spec.Streams) > 0 {
+		for _, s := range spec.Streams {
+			if s.Protocol == labels.TCP {
+				port = s.Target
+				break
+			}
+		}
+	}
+	addr, err := ResolveAddr(c, port, "tcp", spec.Network, self)
+	var d net.Dialer
+	return func(ctx context.Context) bool {
+		if err != nil {
+			return false
+		}
+		conn, derr := d.DialContext(ctx, "tcp", addr)
+		if derr != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		var b [1]byte
+		_, rerr := conn.Read(b[:])
+		return rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded)
+	}
+}

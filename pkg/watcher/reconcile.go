@@ -1,0 +1,184 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"sleeper/pkg/labels"
+)
+
+// ReconcilerConfig builds a Reconciler.
+type ReconcilerConfig struct {
+	Source   Source
+	Registry *Registry
+	Log      *slog.Logger
+	Prefix   string        // label prefix, for the enable check
+	Workers  int           // parallel inspects; 4 when zero
+	Resync   time.Duration // full relist period; 1m when zero
+	// OnReconnect is called each time the event stream is re-established
+	// after a loss (for the reconnect metric). May be nil.
+	OnReconnect func()
+}
+
+// Reconciler keeps the Registry in step with the engine. Events only queue a
+// container name; reconcile inspects the container and converges, so missed,
+// repeated or reordered events do no harm. The stream is reconnected forever
+// with capped backoff, and every (re)connect is followed by a full relist.
+type Reconciler struct {
+	cfg      ReconcilerConfig
+	log      *slog.Logger
+	q        *queue
+	syncOnce sync.Once
+	synced   chan struct{}
+}
+
+// NewReconciler returns a reconciler; Run starts it.
+func NewReconciler(cfg ReconcilerConfig) *Reconciler {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = time.Minute
+	}
+	return &Reconciler{cfg: cfg, log: cfg.Log, q: newQueue(), synced: make(chan struct{})}
+}
+
+// Synced is closed once the first full list has been reconciled.
+func (r *Reconciler) Synced() <-chan struct{} { return r.synced }
+
+// Run reconciles until ctx ends. It returns nil on cancellation: losing the
+// engine is never fatal, it is retried.
+func (r *Reconciler) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for range r.cfg.Workers {
+		g.Go(func() error {
+			for {
+				name, ok := r.q.get(ctx)
+				if !ok {
+					return nil
+				}
+				r.reconcile(ctx, name)
+				r.q.done(name)
+			}
+		})
+	}
+	g.Go(func() error {
+		r.watch(ctx)
+		return nil
+	})
+	return g.Wait()
+}
+
+// watch subscribes, relists and drains events into the queue, forever.
+func (r *Reconciler) watch(ctx context.Context) {
+	delay := 100 * time.Millisecond
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 5*time.Second)
+		}
+		connected, err := r.session(ctx, attempt > 0)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			delay = 100 * time.Millisecond
+		}
+		r.log.Warn("docker event stream lost, reconnecting", "error", err, "retry_in", delay.String())
+	}
+}
+
+// session runs one event subscription: subscribe first, then list, so that
+// nothing that happens in between is missed. It returns when the stream
+// breaks; connected reports whether the list succeeded.
+func (r *Reconciler) session(parent context.Context, reconnect bool) (connected bool, err error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	events, errs := r.cfg.Source.Events(ctx)
+	names, err := r.cfg.Source.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	if reconnect && r.cfg.OnReconnect != nil {
+		r.cfg.OnReconnect()
+	}
+	// Known names too: a container removed during an outage is only found
+	// gone by inspecting it.
+	for _, n := range append(names, r.cfg.Registry.Names()...) {
+		r.q.add(n)
+	}
+	r.log.Info("docker containers listed", "labelled", len(names))
+	r.syncOnce.Do(func() { go r.markSynced(parent) })
+	resync := time.NewTicker(r.cfg.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case name := <-events:
+			r.q.add(name)
+		case err := <-errs:
+			if err == nil {
+				err = errors.New("event stream closed")
+			}
+			return true, err
+		case <-resync.C:
+			names, err := r.cfg.Source.List(ctx)
+			if err != nil {
+				return true, err
+			}
+			for _, n := range append(names, r.cfg.Registry.Names()...) {
+				r.q.add(n)
+			}
+		}
+	}
+}
+
+// markSynced closes Synced once the queue has drained after the first list.
+func (r *Reconciler) markSynced(ctx context.Context) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for r.q.len() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	close(r.synced)
+}
+
+// reconcile converges the registry to the container's inspected state.
+func (r *Reconciler) reconcile(ctx context.Context, name string) {
+	c, err := r.cfg.Source.Inspect(ctx, name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		r.cfg.Registry.Remove(name)
+		return
+	case err != nil:
+		// The engine is unreachable: the stream breaks too, and the relist
+		// after reconnecting queues this name again.
+		if ctx.Err() == nil {
+			r.log.Warn("inspect failed", "container", name, "error", err)
+		}
+		return
+	}
+	if c.Name != name || !labels.Enabled(c.Labels, r.cfg.Prefix) {
+		// Renamed away, or the enable label is gone.
+		r.cfg.Registry.Remove(name)
+		if c.Name != name {
+			r.q.add(c.Name)
+		}
+		return
+	}
+	r.cfg.Registry.Apply(c)
+}

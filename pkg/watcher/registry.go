@@ -1,0 +1,336 @@
+package watcher
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"sleeper/pkg/labels"
+)
+
+// RegistryConfig builds a Registry.
+type RegistryConfig struct {
+	Runtime      Runtime
+	Log          *slog.Logger
+	Recorder     Recorder
+	Labels       labels.Options // Prefix, Domain, DefaultIdleTimeout; Name is set per container
+	SelfNetworks []string
+}
+
+// Registry holds one entry per labelled container, keyed by name so that a
+// recreated container (new ID, same name) keeps its watcher and routes.
+// It publishes an immutable Routes snapshot on every change.
+type Registry struct {
+	cfg    RegistryConfig
+	log    *slog.Logger
+	rec    Recorder
+	routes atomic.Pointer[Routes]
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	changed chan struct{}
+}
+
+// entry is what the registry knows of one container. w is nil while the
+// container is not managed: broken labels, or a route another one owns.
+type entry struct {
+	container Container
+	spec      *labels.Spec
+	err       error
+	w         *Watcher
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(cfg RegistryConfig) *Registry {
+	if cfg.Recorder == nil {
+		cfg.Recorder = NopRecorder{}
+	}
+	r := &Registry{
+		cfg:     cfg,
+		log:     cfg.Log,
+		rec:     cfg.Recorder,
+		entries: map[string]*entry{},
+		changed: make(chan struct{}),
+	}
+	r.routes.Store(&Routes{})
+	return r
+}
+
+// Routes returns the current routing snapshot. It is a lock-free load.
+func (r *Registry) Routes() *Routes { return r.routes.Load() }
+
+// Changed returns a channel closed at the next change of the routes.
+func (r *Registry) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+// Apply records the inspected state of a container carrying the enable
+// label: it parses the labels, creates or updates the watcher and feeds it
+// the observation.
+func (r *Registry) Apply(c Container) {
+	opt := r.cfg.Labels
+	opt.Name = c.Name
+	spec, err := labels.Parse(c.Labels, opt)
+	if errors.Is(err, labels.ErrNotEnabled) {
+		r.Remove(c.Name)
+		return
+	}
+	if err == nil && spec.Proxmox != nil {
+		err = errors.New("proxmox labels are set but Proxmox support is not configured")
+	}
+	r.mu.Lock()
+	e := r.entries[c.Name]
+	if e == nil {
+		e = &entry{}
+		r.entries[c.Name] = e
+	}
+	prevErr := e.err
+	e.container = c
+	if err != nil {
+		e.spec, e.err = nil, err
+		if prevErr == nil || prevErr.Error() != err.Error() {
+			r.log.Error("container not managed: bad labels", "container", c.Name, "error", err)
+		}
+	} else {
+		e.spec = &spec
+		if e.w != nil && !reflect.DeepEqual(*e.w.Spec(), spec) {
+			e.w.Update(spec)
+		}
+	}
+	r.rec.ConfigError(c.Name, err != nil)
+	toClose := r.rebuildLocked()
+	w := e.w
+	r.mu.Unlock()
+	closeAll(toClose)
+	if w != nil {
+		w.Observe(c)
+	}
+}
+
+// Remove forgets a container that is gone or no longer labelled.
+func (r *Registry) Remove(name string) {
+	r.mu.Lock()
+	e, ok := r.entries[name]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.entries, name)
+	toClose := r.rebuildLocked()
+	if e.w != nil {
+		toClose = append(toClose, e.w)
+	}
+	r.mu.Unlock()
+	closeAll(toClose)
+	r.rec.Forget(name)
+	r.log.Info("container forgotten", "container", name)
+}
+
+// Names returns the names of every container the registry knows.
+func (r *Registry) Names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.entries))
+	for n := range r.entries {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Get returns the watcher of a managed container, or nil.
+func (r *Registry) Get(name string) *Watcher {
+	return r.Routes().ByName[name]
+}
+
+// List returns every known container, managed or not, sorted by name. A
+// container that is not managed has only its name, ID and error.
+func (r *Registry) List() []Info {
+	r.mu.Lock()
+	type pair struct {
+		name string
+		e    entry
+	}
+	all := make([]pair, 0, len(r.entries))
+	for n, e := range r.entries {
+		all = append(all, pair{n, *e})
+	}
+	r.mu.Unlock()
+	slices.SortFunc(all, func(a, b pair) int { return strings.Compare(a.name, b.name) })
+	out := make([]Info, 0, len(all))
+	for _, p := range all {
+		if p.e.w != nil {
+			out = append(out, p.e.w.Info())
+			continue
+		}
+		s := Info{Name: p.name, ID: p.e.container.ID}
+		if p.e.err != nil {
+			s.Error = p.e.err.Error()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Close closes every watcher. Containers are left exactly as they are.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	var all []*Watcher
+	for _, e := range r.entries {
+		if e.w != nil {
+			all = append(all, e.w)
+			e.w = nil
+		}
+	}
+	r.entries = map[string]*entry{}
+	r.routes.Store(&Routes{})
+	r.mu.Unlock()
+	closeAll(all)
+}
+
+func closeAll(ws []*Watcher) {
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Go(w.Close)
+	}
+	wg.Wait()
+}
+
+// rebuildLocked recomputes the routes from every entry. Routes are claimed
+// oldest container first, so during a compose recreate the running original
+// keeps its hosts until it is destroyed and the replacement takes over. A
+// container that loses a claim is not managed until the claim is free.
+// It returns the watchers to close outside the lock.
+func (r *Registry) rebuildLocked() []*Watcher {
+	names := make([]string, 0, len(r.entries))
+	for n := range r.entries {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		ea, eb := r.entries[a], r.entries[b]
+		return cmp.Or(ea.container.Created.Compare(eb.container.Created), strings.Compare(a, b))
+	})
+	rt := newRoutes()
+	var toClose []*Watcher
+	for _, name := range names {
+		e := r.entries[name]
+		if e.spec == nil {
+			continue
+		}
+		if err := rt.conflict(name, e.spec); err != nil {
+			if e.err == nil || e.err.Error() != err.Error() {
+				r.log.Error("container not managed: route conflict", "container", name, "error", err)
+			}
+			e.err = err
+			if e.w != nil {
+				toClose = append(toClose, e.w)
+				e.w = nil
+			}
+			continue
+		}
+		e.err = nil
+		if e.w == nil {
+			e.w = New(Config{
+				Name:         name,
+				Spec:         *e.spec,
+				Runtime:      r.cfg.Runtime,
+				Log:          r.log,
+				Recorder:     r.rec,
+				SelfNetworks: r.cfg.SelfNetworks,
+			})
+			e.w.Observe(e.container)
+			r.log.Info("watching container", "container", name, "hosts", e.spec.Hosts,
+				"idle_timeout", e.spec.IdleTimeout.String())
+		}
+		rt.claim(e.w)
+	}
+	r.routes.Store(rt)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return toClose
+}
+
+// Routes is an immutable snapshot of who answers what.
+type Routes struct {
+	Hosts     map[string]*Watcher // exact host name
+	Wildcards map[string]*Watcher // "example.com" for "*.example.com"
+	Listen    map[uint16]*Watcher // sleeper.listen ports
+	Streams   map[labels.Stream]*Watcher
+	ByName    map[string]*Watcher
+	owners    map[string]string // claim key → container name, for conflict messages
+}
+
+func newRoutes() *Routes {
+	return &Routes{
+		Hosts:     map[string]*Watcher{},
+		Wildcards: map[string]*Watcher{},
+		Listen:    map[uint16]*Watcher{},
+		Streams:   map[labels.Stream]*Watcher{},
+		ByName:    map[string]*Watcher{},
+		owners:    map[string]string{},
+	}
+}
+
+// Lookup finds the watcher for a host name that is already lower-case,
+// without port or trailing dot. A wildcard matches exactly one label.
+func (rt *Routes) Lookup(host string) *Watcher {
+	if w, ok := rt.Hosts[host]; ok {
+		return w
+	}
+	if i := strings.IndexByte(host, '.'); i >= 0 {
+		return rt.Wildcards[host[i+1:]]
+	}
+	return nil
+}
+
+func claimKeys(spec *labels.Spec) []string {
+	keys := make([]string, 0, len(spec.Hosts)+len(spec.Listen)+len(spec.Streams))
+	for _, h := range spec.Hosts {
+		keys = append(keys, "host "+h)
+	}
+	for _, p := range spec.Listen {
+		keys = append(keys, fmt.Sprintf("listen port %d", p))
+	}
+	for _, s := range spec.Streams {
+		keys = append(keys, fmt.Sprintf("stream port %d/%s", s.Listen, s.Protocol))
+	}
+	return keys
+}
+
+func (rt *Routes) conflict(name string, spec *labels.Spec) error {
+	for _, k := range claimKeys(spec) {
+		if owner, ok := rt.owners[k]; ok {
+			return fmt.Errorf("%s is already claimed by container %s", k, owner)
+		}
+	}
+	return nil
+}
+
+func (rt *Routes) claim(w *Watcher) {
+	spec := w.Spec()
+	for _, k := range claimKeys(spec) {
+		rt.owners[k] = w.Name()
+	}
+	for _, h := range spec.Hosts {
+		if rest, ok := strings.CutPrefix(h, "*."); ok {
+			rt.Wildcards[rest] = w
+		} else {
+			rt.Hosts[h] = w
+		}
+	}
+	for _, p := range spec.Listen {
+		rt.Listen[p] = w
+	}
+	for _, s := range spec.Streams {
+		rt.Streams[s] = w
+	}
+	rt.ByName[w.Name()] = w
+}

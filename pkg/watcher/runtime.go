@@ -1,0 +1,94 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// ErrNotFound is returned by a Runtime or Source when the container does not exist.
+var ErrNotFound = errors.New("container not found")
+
+// Status is the coarse lifecycle state of a container as the engine reports it.
+type Status string
+
+// Container statuses. Created, exited and dead containers all count as Stopped.
+const (
+	StatusRunning    Status = "running"
+	StatusPaused     Status = "paused"
+	StatusStopped    Status = "stopped"
+	StatusRestarting Status = "restarting"
+	StatusRemoving   Status = "removing"
+)
+
+// Health is the Docker health-check status of a container.
+type Health string
+
+// Health statuses; HealthNone means the container has no health check.
+const (
+	HealthNone      Health = ""
+	HealthStarting  Health = "starting"
+	HealthHealthy   Health = "healthy"
+	HealthUnhealthy Health = "unhealthy"
+)
+
+// Network is one network a container is attached to, with its address there.
+type Network struct {
+	Name string
+	IP   netip.Addr
+}
+
+// Container is the observed state of one container, as inspected. It is a
+// value: the runtime builds a fresh one on every inspect.
+type Container struct {
+	ID         string
+	Name       string // without the leading slash
+	Labels     map[string]string
+	Created    time.Time
+	Status     Status
+	Health     Health
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int
+	Error      string // the engine's error text for the last start, if any
+	StopSignal string // the image's or container's configured stop signal
+	Exposed    []uint16
+	// Published maps "8080/tcp" to the host address it is published on,
+	// already rewritten to a dialable address ("127.0.0.1:49153").
+	Published map[string]string
+	Networks  []Network // sorted by name
+}
+
+// Awake reports whether the container is running and not paused.
+func (c Container) Awake() bool { return c.Status == StatusRunning }
+
+// StopOptions says how to stop a container.
+type StopOptions struct {
+	Signal  string        // "" means the container's own stop signal
+	Timeout time.Duration // grace before SIGKILL
+}
+
+// Runtime powers one kind of workload on and off. The watcher declares what it
+// needs; the Docker and Proxmox adapters implement it.
+type Runtime interface {
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, opt StopOptions) error
+	Kill(ctx context.Context, id string, signal string) error
+	Pause(ctx context.Context, id string) error
+	Unpause(ctx context.Context, id string) error
+	Inspect(ctx context.Context, ref string) (Container, error)
+}
+
+// Source discovers containers: a full list, and a stream of names whose
+// state may have changed. The reconciler decides from Inspect, never from the
+// event itself, so a Source may coalesce, repeat or reorder names freely.
+type Source interface {
+	// List returns the names of every container carrying the enable label.
+	List(ctx context.Context) ([]string, error)
+	// Inspect returns the current state of one container by name or ID.
+	Inspect(ctx context.Context, ref string) (Container, error)
+	// Events streams names of containers that changed until ctx ends or the
+	// stream breaks; the error channel then yields why.
+	Events(ctx context.Context) (<-chan string, <-chan error)
+}

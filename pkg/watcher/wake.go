@@ -1,0 +1,349 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"sleeper/pkg/labels"
+)
+
+// wakeOp is one shared wake. Every client that arrives while it runs waits on
+// done; err and dur are written once, before done is closed.
+type wakeOp struct {
+	start  time.Time
+	done   chan struct{}
+	err    error
+	dur    time.Duration
+	events []Event // guarded by the watcher's mu
+}
+
+// backoff bounds how often a container that keeps failing is started again.
+func backoff(failures int) time.Duration {
+	if failures <= 0 {
+		return 0
+	}
+	d := time.Second << min(failures-1, 6)
+	return min(d, time.Minute)
+}
+
+// Wait makes the container ready, starting one shared wake if none runs, and
+// waits for it within ctx. It returns the duration of the wake it waited on
+// (zero when the container was already ready).
+func (w *Watcher) Wait(ctx context.Context) (time.Duration, error) {
+	for range 3 {
+		op := w.ensureWake()
+		if op == nil {
+			return 0, nil
+		}
+		select {
+		case <-op.done:
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+		if op.err != nil {
+			return op.dur, op.err
+		}
+		if w.State() == StateReady {
+			return op.dur, nil
+		}
+		// Ready and already asleep again (an API sleep, a stop by hand):
+		// go round once more.
+	}
+	return 0, &WakeError{Container: w.name, Err: ErrNotReady}
+}
+
+// ensureWake returns the wake in progress, starts one, or returns nil when
+// the container is ready.
+func (w *Watcher) ensureWake() *wakeOp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.State() == StateReady {
+		return nil
+	}
+	if w.wake != nil {
+		return w.wake
+	}
+	if w.closed {
+		return failedOp(&WakeError{Container: w.name, Err: ErrClosed})
+	}
+	if now := time.Now(); now.Before(w.retryAt) && w.lastWake != nil && w.lastWake.err != nil {
+		// A container that crashes on every start is not restarted in a
+		// loop: until retryAt every client gets the last failure at once.
+		return w.lastWake
+	}
+	return w.startWakeLocked()
+}
+
+func failedOp(err error) *wakeOp {
+	op := &wakeOp{start: time.Now(), done: make(chan struct{}), err: err}
+	close(op.done)
+	return op
+}
+
+// startWakeLocked starts the shared wake. Callers hold w.mu.
+func (w *Watcher) startWakeLocked() *wakeOp {
+	op := &wakeOp{start: time.Now(), done: make(chan struct{})}
+	w.wake = op
+	w.setStateLocked(StateWaking)
+	w.emitLocked(op, EventWaking, "waking "+w.name)
+	sleepDone := w.sleepDone
+	w.wg.Add(1)
+	go w.runWake(op, sleepDone)
+	return op
+}
+
+// Progress returns the events of the wake in progress, or of the last one,
+// and a channel closed at the next change.
+func (w *Watcher) Progress() ([]Event, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op := w.wake
+	if op == nil {
+		op = w.lastWake
+	}
+	if op == nil {
+		return nil, w.changed
+	}
+	return append([]Event(nil), op.events...), w.changed
+}
+
+// emitLocked records a step of the wake. Callers hold w.mu.
+func (w *Watcher) emitLocked(op *wakeOp, t EventType, msg string) {
+	op.events = append(op.events, Event{Type: t, Time: time.Now(), Message: msg})
+	w.broadcastLocked()
+}
+
+func (w *Watcher) emit(op *wakeOp, t EventType, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.emitLocked(op, t, msg)
+}
+
+func (w *Watcher) runWake(op *wakeOp, sleepDone <-chan struct{}) {
+	defer w.wg.Done()
+	spec := w.spec.Load()
+	ctx, cancel := context.WithTimeoutCause(w.lifetime, spec.WakeTimeout, ErrWakeTimeout)
+	defer cancel()
+	var u *url.URL
+	var err error
+	if sleepDone != nil {
+		// A sleep is still stopping the container: let it finish, then start
+		// it again, rather than racing the engine with a start and a stop.
+		select {
+		case <-sleepDone:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+	}
+	if err == nil {
+		u, err = w.bringUp(ctx, op, spec)
+	}
+	if err != nil && ctx.Err() != nil {
+		err = context.Cause(ctx) // report the timeout, not the aborted call
+	}
+	w.finishWake(op, u, err)
+}
+
+// bringUp starts (or unpauses) the container and waits until it is ready.
+func (w *Watcher) bringUp(ctx context.Context, op *wakeOp, spec *labels.Spec) (*url.URL, error) {
+	id := w.ID()
+	c, err := w.rt.Inspect(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect: %w", err)
+	}
+	switch c.Status {
+	case StatusRunning:
+		// Already up (by hand, or left running): only readiness is checked.
+	case StatusPaused:
+		if err := w.rt.Unpause(ctx, id); err != nil {
+			return nil, fmt.Errorf("unpause: %w", err)
+		}
+		w.emit(op, EventStarted, "container unpaused")
+		// A paused process kept its sockets: it is ready as soon as it runs.
+		c, err = w.inspectObserve(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return ResolveUpstream(c, spec, w.selfNets)
+	default:
+		if err := w.rt.Start(ctx, id); err != nil {
+			return nil, fmt.Errorf("start: %w", err)
+		}
+		w.emit(op, EventStarted, "container started")
+	}
+	// Inspect after the start: published ports and IPs change on every start.
+	c, err = w.inspectObserve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Awake() {
+		return nil, exitedError(c)
+	}
+	u, err := ResolveUpstream(c, spec, w.selfNets)
+	if err != nil {
+		return nil, err
+	}
+	w.emit(op, EventWaitingReady, readinessMessage(c, spec))
+	return u, w.awaitReady(ctx, c, spec, u)
+}
+
+// inspectObserve inspects the container and records the result as an
+// observation, so that later stale reports are recognised as such.
+func (w *Watcher) inspectObserve(ctx context.Context, id string) (Container, error) {
+	c, err := w.rt.Inspect(ctx, id)
+	if err != nil {
+		return c, fmt.Errorf("inspect: %w", err)
+	}
+	w.mu.Lock()
+	if w.acceptLocked(c) {
+		w.observed = c
+	}
+	w.mu.Unlock()
+	return c, nil
+}
+
+func readinessMessage(c Container, spec *labels.Spec) string {
+	switch {
+	case c.Health != HealthNone:
+		return "waiting for the health check"
+	case hasHTTP(spec):
+		return "waiting for the app to answer"
+	default:
+		return "waiting for the port to open"
+	}
+}
+
+func hasHTTP(spec *labels.Spec) bool {
+	return len(spec.Hosts) > 0 || len(spec.Listen) > 0 || spec.ReadyPath != "" || len(spec.Streams) == 0
+}
+
+func exitedError(c Container) error {
+	msg := fmt.Sprintf("container exited with code %d", c.ExitCode)
+	if c.Error != "" {
+		msg += ": " + c.Error
+	}
+	return errors.New(msg)
+}
+
+// runDied reports whether the latest observation says the run that started
+// at run has ended.
+func (w *Watcher) runDied(id string, run time.Time) error {
+	w.mu.Lock()
+	o := w.observed
+	w.mu.Unlock()
+	if o.ID != id || !o.StartedAt.Equal(run) {
+		return nil
+	}
+	if o.Status == StatusStopped || o.Status == StatusRestarting {
+		return exitedError(o)
+	}
+	return nil
+}
+
+// awaitReady waits for the health check (event-driven), or probes the app.
+// Either way it fails as soon as an observation says the container died.
+func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec, u *url.URL) error {
+	if c.Health != HealthNone {
+		return w.awaitHealthy(ctx, c)
+	}
+	probe := w.prober.tcp(c, spec, w.selfNets)
+	if hasHTTP(spec) {
+		probe = w.prober.http(u, spec.ReadyPath)
+	}
+	delay := time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for {
+		if err := w.runDied(c.ID, c.StartedAt); err != nil {
+			return err
+		}
+		if probe(ctx) {
+			return nil
+		}
+		changed := w.Changed()
+		t.Reset(delay)
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-changed:
+			// An observation arrived: re-check whether the container died.
+		case <-t.C:
+		}
+		// Probing is cheap on loopback and bounded to the wake: a tight,
+		// capped interval keeps the added latency to a few milliseconds.
+		delay = min(delay*2, 10*time.Millisecond)
+	}
+}
+
+// awaitHealthy waits for a health_status: healthy observation of this run.
+func (w *Watcher) awaitHealthy(ctx context.Context, c Container) error {
+	if c.Health == HealthHealthy {
+		return nil
+	}
+	for {
+		w.mu.Lock()
+		o, changed := w.observed, w.changed
+		w.mu.Unlock()
+		if o.ID == c.ID && o.StartedAt.Equal(c.StartedAt) {
+			if o.Health == HealthHealthy && o.Awake() {
+				return nil
+			}
+			if err := w.runDied(c.ID, c.StartedAt); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-changed:
+		}
+	}
+}
+
+// finishWake publishes the outcome of a wake to every waiting client.
+func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op.dur = time.Since(op.start)
+	w.wake = nil
+	w.lastWake = op
+	result := "success"
+	if err == nil {
+		w.upstream.Store(u)
+		w.lastActivity.Store(monoNow())
+		w.failures, w.retryAt = 0, time.Time{}
+		w.setStateLocked(StateReady)
+		w.armIdleLocked()
+		w.emitLocked(op, EventReady, "ready")
+		w.log.Info("awake", "wake_ms", op.dur.Milliseconds(), "upstream", u.String())
+	} else {
+		switch {
+		case errors.Is(err, ErrWakeTimeout):
+			result = "timeout"
+		case errorsIsCancel(err):
+			err = ErrClosed
+			result = "cancelled"
+		default:
+			result = "error"
+		}
+		op.err = &WakeError{Container: w.name, Err: err}
+		if !errors.Is(err, ErrWakeTimeout) && !errors.Is(err, ErrClosed) {
+			w.failures++
+			w.retryAt = time.Now().Add(backoff(w.failures))
+		}
+		w.setStateLocked(StateError)
+		if w.observed.Awake() {
+			// Running but not ready (a timeout): let the idle timer put it
+			// back to sleep rather than leave it up forever.
+			w.armIdleLocked()
+		}
+		w.emitLocked(op, EventError, err.Error())
+		w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
+	}
+	close(op.done)
+	w.rec.Wake(w.name, result, op.dur)
+}

@@ -1,0 +1,315 @@
+// Package watcher is sleeper's state machine: one Watcher per managed
+// container, a Registry that routes names and hosts to them, and a Reconciler
+// that keeps the registry in step with the engine.
+//
+// Ownership: the Reconciler owns the Registry's contents; the Registry owns
+// its Watchers and closes them when their container goes away; a Watcher owns
+// the goroutines of its wakes and sleeps and joins them in Close. A wake runs
+// under the watcher's own lifetime, never under a client's request, so one
+// impatient client cannot cancel it for the others.
+//
+// Hot path: a request to a ready container calls Acquire and Release, which
+// are an atomic add, an atomic load and an atomic store. The idle timer is
+// not reset per request; when it fires it compares the last activity time and
+// re-arms itself for the remainder.
+package watcher
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sleeper/pkg/labels"
+)
+
+// epoch anchors activity times to the monotonic clock: storing nanoseconds
+// since epoch keeps wall-clock jumps out of idle decisions.
+var epoch = time.Now()
+
+func monoNow() int64 { return int64(time.Since(epoch)) }
+
+func monoTime(n int64) time.Time { return epoch.Add(time.Duration(n)) }
+
+// Config builds a Watcher.
+type Config struct {
+	Name     string
+	Spec     labels.Spec
+	Runtime  Runtime
+	Log      *slog.Logger
+	Recorder Recorder
+	// SelfNetworks are the networks sleeper's own container is attached to;
+	// empty when sleeper runs on the host. See ResolveAddr.
+	SelfNetworks []string
+}
+
+// Watcher drives one container between asleep and ready.
+type Watcher struct {
+	name     string
+	rt       Runtime
+	log      *slog.Logger
+	rec      Recorder
+	selfNets []string
+	prober   *prober
+
+	// Read on every request without a lock.
+	state        atomic.Int32
+	inflight     atomic.Int64
+	held         atomic.Int64
+	lastActivity atomic.Int64 // monoNow() of the last request start or end
+	upstream     atomic.Pointer[url.URL]
+	spec         atomic.Pointer[labels.Spec]
+
+	// lifetime is the watcher's own context: wakes and sleeps run under it
+	// and Close cancels it. It is the one context kept in a struct, because it
+	// is not a request's but the watcher's.
+	lifetime context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	id        string
+	observed  Container
+	wake      *wakeOp       // the wake in progress, nil when none
+	lastWake  *wakeOp       // the most recent finished wake
+	sleepDone chan struct{} // closed when the sleep in progress ends; nil when none
+	timer     *time.Timer
+	changed   chan struct{} // closed and replaced on every change
+	failures  int           // consecutive failed wakes, for the crash backoff
+	retryAt   time.Time     // no new wake before this after a failure
+	closed    bool
+}
+
+// New builds a watcher for one container. It starts in StateAsleep and
+// learns the truth from its first Observe.
+func New(cfg Config) *Watcher {
+	rec := cfg.Recorder
+	if rec == nil {
+		rec = NopRecorder{}
+	}
+	lifetime, cancel := context.WithCancel(context.Background())
+	w := &Watcher{
+		name:     cfg.Name,
+		rt:       cfg.Runtime,
+		log:      cfg.Log.With("container", cfg.Name),
+		rec:      rec,
+		selfNets: cfg.SelfNetworks,
+		prober:   newProber(),
+		lifetime: lifetime,
+		cancel:   cancel,
+		changed:  make(chan struct{}),
+	}
+	spec := cfg.Spec
+	w.spec.Store(&spec)
+	w.lastActivity.Store(monoNow())
+	return w
+}
+
+// Name returns the container name the watcher is keyed by.
+func (w *Watcher) Name() string { return w.name }
+
+// ID returns the current container ID (it changes when the container is recreated).
+func (w *Watcher) ID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.id
+}
+
+// Spec returns the container's parsed labels. The result must not be modified.
+func (w *Watcher) Spec() *labels.Spec { return w.spec.Load() }
+
+// State returns the current state.
+func (w *Watcher) State() State { return State(w.state.Load()) }
+
+// Upstream returns where requests go, or nil before the first resolution.
+func (w *Watcher) Upstream() *url.URL { return w.upstream.Load() }
+
+// Acquire marks a request as started. It returns true when the container is
+// ready; the caller must then call Release when the request (including an
+// upgraded connection) ends. On false nothing is held and the caller should
+// Wait. This is the hot path: no lock, no allocation, no timer.
+func (w *Watcher) Acquire() bool {
+	// Count first, then read the state: the idle timer does the mirror image
+	// (set Stopping, then read the count), so at least one of the two sees
+	// the other and a request never runs into a container going to sleep.
+	w.inflight.Add(1)
+	if State(w.state.Load()) == StateReady {
+		w.lastActivity.Store(monoNow())
+		return true
+	}
+	w.inflight.Add(-1)
+	return false
+}
+
+// Release marks a request acquired with Acquire as finished.
+func (w *Watcher) Release() {
+	w.lastActivity.Store(monoNow())
+	w.inflight.Add(-1)
+}
+
+// Touch records activity without a request, for bytes on long-lived streams.
+func (w *Watcher) Touch() { w.lastActivity.Store(monoNow()) }
+
+// InFlight returns the number of requests and connections in progress.
+func (w *Watcher) InFlight() int64 { return w.inflight.Load() }
+
+// AddHeld adjusts the number of requests waiting for a wake and returns the new count.
+func (w *Watcher) AddHeld(n int64) int64 {
+	v := w.held.Add(n)
+	w.rec.Held(w.name, int(v))
+	return v
+}
+
+// LastActivity returns when the last request started or ended.
+func (w *Watcher) LastActivity() time.Time { return monoTime(w.lastActivity.Load()) }
+
+// Changed returns a channel closed at the next change of state or progress.
+func (w *Watcher) Changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
+}
+
+// broadcastLocked wakes everyone waiting on Changed. Callers hold w.mu.
+func (w *Watcher) broadcastLocked() {
+	close(w.changed)
+	w.changed = make(chan struct{})
+}
+
+// setStateLocked moves to a new state and tells the recorder. Callers hold w.mu.
+func (w *Watcher) setStateLocked(to State) {
+	from := State(w.state.Swap(int32(to)))
+	if from != to {
+		w.rec.State(w.name, from, to)
+		w.log.Debug("state", "from", from.String(), "to", to.String())
+	}
+}
+
+// Update replaces the spec after the container's labels changed (a recreate).
+func (w *Watcher) Update(spec labels.Spec) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.spec.Store(&spec)
+	if w.State() == StateReady {
+		w.armIdleLocked()
+	}
+	w.broadcastLocked()
+}
+
+// Observe feeds the watcher a freshly inspected state of its container. It is
+// level-triggered: the same observation twice changes nothing.
+func (w *Watcher) Observe(c Container) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || !w.acceptLocked(c) {
+		return
+	}
+	w.id = c.ID
+	w.observed = c
+	switch st := w.State(); {
+	case c.Awake() && (st == StateAsleep || st == StateError) && w.wake == nil && w.sleepDone == nil:
+		// Running without our doing: started by hand, or already up when
+		// sleeper started. Nothing is started; the wake only checks readiness
+		// and then arms a fresh idle timer.
+		w.failures, w.retryAt = 0, time.Time{}
+		w.startWakeLocked()
+	case c.Awake() && st == StateReady:
+		if u, err := ResolveUpstream(c, w.spec.Load(), w.selfNets); err == nil {
+			w.upstream.Store(u)
+		}
+	case !c.Awake() && st == StateReady:
+		// Stopped or paused by hand: simply asleep.
+		w.stopTimerLocked()
+		w.setStateLocked(StateAsleep)
+		w.rec.Sleep(w.name, "", "external")
+		w.log.Info("container went to sleep outside sleeper", "status", string(c.Status))
+	}
+	w.broadcastLocked()
+}
+
+// acceptLocked drops observations older than the one the watcher has: a
+// reconcile that inspected before our own start may report after it.
+func (w *Watcher) acceptLocked(c Container) bool {
+	o := w.observed
+	if o.ID == "" || o.ID != c.ID {
+		return true
+	}
+	if c.StartedAt.Before(o.StartedAt) {
+		return false
+	}
+	return !(c.StartedAt.Equal(o.StartedAt) && c.FinishedAt.Before(o.FinishedAt))
+}
+
+// Observed returns the last observed state of the container.
+func (w *Watcher) Observed() Container {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.observed
+}
+
+// Close stops the watcher: no more wakes or sleeps start, the ones running
+// are cancelled and joined. The container is left exactly as it is.
+func (w *Watcher) Close() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.stopTimerLocked()
+	w.cancel()
+	w.broadcastLocked()
+	w.mu.Unlock()
+	w.wg.Wait()
+	w.prober.close()
+}
+
+// Info is a point-in-time summary of a watcher, for the API and status page.
+type Info struct {
+	Name         string
+	ID           string
+	State        State
+	Hosts        []string
+	IdleTimeout  time.Duration
+	LastActivity time.Time
+	SleepsAt     time.Time // zero when it will not sleep on its own
+	LastWake     time.Duration
+	InFlight     int64
+	Held         int64
+	Managed      bool // false for a container with bad labels or a route conflict
+	Error        string
+}
+
+// Info returns a summary of the watcher.
+func (w *Watcher) Info() Info {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	spec := w.spec.Load()
+	info := Info{
+		Name:         w.name,
+		ID:           w.id,
+		State:        w.State(),
+		Hosts:        spec.Hosts,
+		IdleTimeout:  spec.IdleTimeout,
+		LastActivity: w.LastActivity(),
+		InFlight:     w.inflight.Load(),
+		Held:         w.held.Load(),
+		Managed:      true,
+	}
+	if info.State == StateReady && spec.IdleTimeout > 0 {
+		info.SleepsAt = info.LastActivity.Add(spec.IdleTimeout)
+	}
+	if w.lastWake != nil {
+		info.LastWake = w.lastWake.dur
+		if w.lastWake.err != nil && info.State == StateError {
+			info.Error = w.lastWake.err.Error()
+		}
+	}
+	return info
+}
+
+// errorsIsCancel reports whether err is a plain cancellation.
+func errorsIsCancel(err error) bool { return errors.Is(err, context.Canceled) }
