@@ -59,7 +59,7 @@ type Proxmox struct {
 type Spec struct {
 	Hosts       []string // lower-case host names, "*.example.com" allowed
 	Port        uint16   // 0: not set; the runtime picks the only exposed port, else 80
-	Scheme      string   // "http" or "https"
+	Scheme      string   // "http" or "https"; the upstream's scheme when Upstream is set
 	Listen      []uint16 // extra HTTP listener ports on sleeper
 	Streams     []Stream
 	IdleTimeout time.Duration // 0 means never sleep

@@ -98,7 +98,14 @@ func (d *Docker) List(ctx context.Context) ([]string, error) {
 // Events implements watcher.Source.
 func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
 	f := d.enableFilter().Add("type", "container").Add("event", watchedActions...)
-	res := d.cli.Events(ctx, client.EventsListOptions{Filters: f})
+	// The engine answers before it registers the listener; replaying from a
+	// second ago closes that gap (duplicates are harmless to a reconciler, and
+	// the periodic relist covers clock skew with a remote engine).
+	since := time.Now().Add(-time.Second)
+	res := d.cli.Events(ctx, client.EventsListOptions{
+		Filters: f,
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+	})
 	// Buffered and drained by a goroutine that does nothing else, so the
 	// daemon never sees a slow reader; it ends with the subscription.
 	names := make(chan string, 1024)

@@ -1,0 +1,229 @@
+// Package e2e runs sleeper's packages together against the real Docker
+// engine: containers built from internal/testapp, a reconciler on the real
+// event stream, and the proxy on a loopback port.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"sleeper/internal/dockertest"
+	"sleeper/pkg/labels"
+	"sleeper/pkg/proxy"
+	"sleeper/pkg/watcher"
+	"sleeper/pkg/watcher/docker"
+)
+
+// stack is one sleeper wired as main wires it, with its own label prefix so
+// that parallel tests never see each other's containers.
+type stack struct {
+	t      *testing.T
+	cli    *client.Client
+	prefix string
+	base   string // http://127.0.0.1:port of the proxy
+	reg    *watcher.Registry
+	logs   *syncBuffer
+	http   *http.Client
+	stop   func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type stackOptions struct {
+	prefix  string // reuse a prefix (a restarted sleeper); "" for a fresh one
+	maxHeld int
+}
+
+func randomPrefix(t *testing.T) string {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "sl" + hex.EncodeToString(b[:])
+}
+
+// startSleeper runs a sleeper until the test ends (or stop is called).
+func startSleeper(t *testing.T, opt stackOptions) *stack {
+	t.Helper()
+	cli := dockertest.Client(t)
+	if opt.prefix == "" {
+		opt.prefix = randomPrefix(t)
+	}
+	if opt.maxHeld == 0 {
+		opt.maxHeld = 1000
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	dk, err := docker.New("", opt.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := watcher.NewRegistry(watcher.RegistryConfig{
+		Runtime: dk, Log: log,
+		Labels: labels.Options{Prefix: opt.prefix, DefaultIdleTimeout: time.Hour},
+	})
+	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
+	srv := proxy.NewServer(proxy.ServerConfig{
+		Addr:    "127.0.0.1:0",
+		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
+		Routes:  reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
+	})
+	addr, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = rc.Run(ctx) })
+	wg.Go(func() { _ = srv.Run(ctx) })
+	var once sync.Once
+	s := &stack{
+		t: t, cli: cli, prefix: opt.prefix, base: "http://" + addr.String(), reg: reg, logs: logs,
+		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 300}},
+	}
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			reg.Close()
+			_ = dk.Close()
+		})
+	}
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("sleeper logs:\n%s", logs.String())
+		}
+	})
+	select {
+	case <-rc.Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("sleeper did not finish discovery")
+	}
+	return s
+}
+
+// labels returns the enable label plus the given ones, under the stack's prefix.
+func (s *stack) labels(kv ...string) map[string]string {
+	m := map[string]string{s.prefix + ".enable": "true"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[s.prefix+"."+kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// run creates an app container managed by this stack. Its port 8080 is
+// published on loopback, which is how sleeper on the host reaches it.
+func (s *stack) run(name string, start bool, env []string, kv ...string) string {
+	s.t.Helper()
+	return dockertest.Run(s.t, s.cli, dockertest.Spec{
+		Name: name, Image: dockertest.Image(s.t), Labels: s.labels(kv...),
+		Env: env, Publish: []string{"8080/tcp"}, Start: start,
+	})
+}
+
+func uniqueName(t *testing.T, base string) string {
+	return base + "-" + randomPrefix(t)
+}
+
+// do sends a request through sleeper with the given Host.
+func (s *stack) do(method, host, path string, body io.Reader) (*http.Response, string, error) {
+	req, err := http.NewRequest(method, s.base+path, body)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Host = host
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, string(b), err
+}
+
+func (s *stack) get(host, path string) (*http.Response, string) {
+	s.t.Helper()
+	resp, body, err := s.do(http.MethodGet, host, path, nil)
+	if err != nil {
+		s.t.Fatalf("GET %s%s: %v", host, path, err)
+	}
+	return resp, body
+}
+
+// watcher waits until the registry manages name and returns its watcher.
+func (s *stack) watcher(name string) *watcher.Watcher {
+	s.t.Helper()
+	var w *watcher.Watcher
+	eventually(s.t, 10*time.Second, func() bool { w = s.reg.Get(name); return w != nil }, "watcher for "+name)
+	return w
+}
+
+func (s *stack) waitState(name string, want watcher.State, d time.Duration) {
+	s.t.Helper()
+	eventually(s.t, d, func() bool {
+		w := s.reg.Get(name)
+		return w != nil && w.State() == want
+	}, fmt.Sprintf("%s to be %s", name, want))
+}
+
+// inspect returns the engine's view of a container.
+func (s *stack) inspect(id string) container.State {
+	s.t.Helper()
+	res, err := s.cli.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil {
+		s.t.Fatalf("inspect %s: %v", id, err)
+	}
+	return *res.Container.State
+}
+
+func (s *stack) waitEngine(id string, what string, d time.Duration, cond func(container.State) bool) {
+	s.t.Helper()
+	eventually(s.t, d, func() bool { return cond(s.inspect(id)) }, what)
+}
+
+func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func mustContain(t *testing.T, got, want string) {
+	t.Helper()
+	if !strings.Contains(got, want) {
+		t.Fatalf("got %q, want it to contain %q", got, want)
+	}
+}

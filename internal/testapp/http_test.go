@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestServer(t *testing.T, unhealthyFile string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(newHandler("t1", unhealthyFile))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestHandlerSimple(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, "")
+	tests := []struct {
+		method, path, body string
+		wantCode           int
+		wantBody           string
+		wantHeader         map[string]string
+	}{
+		{method: "GET", path: "/", wantCode: 200, wantBody: "hello from t1\n", wantHeader: map[string]string{"X-App-Name": "t1"}},
+		{method: "HEAD", path: "/", wantCode: 200, wantBody: ""},
+		{method: "POST", path: "/", wantCode: 405},
+		{method: "GET", path: "/nope", wantCode: 404, wantHeader: map[string]string{"X-App-Name": "t1"}},
+		{method: "PUT", path: "/echo", body: "payload", wantCode: 200, wantBody: "payload", wantHeader: map[string]string{"X-Method": "PUT"}},
+		{method: "GET", path: "/status/418", wantCode: 418, wantBody: "status 418\n"},
+		{method: "GET", path: "/status/204", wantCode: 204, wantBody: ""},
+		{method: "GET", path: "/status/99", wantCode: 400},
+		{method: "GET", path: "/slow?d=10ms", wantCode: 200, wantBody: "slept 10ms\n"},
+		{method: "GET", path: "/slow?d=forever", wantCode: 400},
+		{method: "GET", path: "/stream?n=x", wantCode: 400},
+		{method: "GET", path: "/healthz", wantCode: 200, wantBody: "ok"},
+		{method: "GET", path: "/upgrade", wantCode: 426, wantHeader: map[string]string{"Upgrade": "echo"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			t.Parallel()
+			req, err := http.NewRequestWithContext(t.Context(), tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.wantCode {
+				t.Errorf("status = %d, want %d (body %q)", resp.StatusCode, tt.wantCode, body)
+			}
+			if tt.wantCode == 200 || tt.wantBody != "" {
+				if string(body) != tt.wantBody {
+					t.Errorf("body = %q, want %q", body, tt.wantBody)
+				}
+			}
+			for k, v := range tt.wantHeader {
+				if got := resp.Header.Get(k); got != v {
+					t.Errorf("header %s = %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+func TestHealthzUnhealthyFile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "unhealthy")
+	srv := newTestServer(t, file)
+	get := func() int {
+		resp, err := srv.Client().Get(srv.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(); got != 200 {
+		t.Fatalf("without the file: status %d, want 200", got)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != 503 {
+		t.Fatalf("with the file: status %d, want 503", got)
+	}
+}
+
+func TestHeadersIncludesHost(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, "")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/headers", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Host = "example.test"
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h http.Header
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Get("X-Forwarded-Proto") != "https" || h.Get("Host") != "example.test" {
+		t.Errorf("headers = %v, want X-Forwarded-Proto https and Host example.test", h)
+	}
+}
+
+func TestStreamFlushesEachLine(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, "")
+	start := time.Now()
+	resp, err := srv.Client().Get(srv.URL + "/stream?n=3&interval=100ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	var lines []string
+	var first time.Duration
+	for sc.Scan() {
+		if lines == nil {
+			first = time.Since(start)
+		}
+		lines = append(lines, sc.Text())
+	}
+	total := time.Since(start)
+	want := []string{"line 1 of 3", "line 2 of 3", "line 3 of 3"}
+	if strings.Join(lines, "|") != strings.Join(want, "|") {
+		t.Fatalf("lines = %q, want %q", lines, want)
+	}
+	// The first line must arrive before the intervals elapse, or it was buffered.
+	if first >= 150*time.Millisecond || total < 200*time.Millisecond {
+		t.Errorf("first line after %v, all after %v: want first < 150ms, all >= 200ms", first, total)
+	}
+}
+
+func TestUpgradeEchoes(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, "")
+	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	// Bytes right behind the request must be echoed too (they land in the server's buffer).
+	io.WriteString(conn, "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: echo\r\n\r\nearly")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "echo" {
+		t.Fatalf("response %s, Upgrade %q; want 101 and echo", resp.Status, resp.Header.Get("Upgrade"))
+	}
+	io.WriteString(conn, "-late")
+	buf := make([]byte, len("early-late"))
+	if _, err := io.ReadFull(br, buf); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf) != "early-late" {
+		t.Errorf("echoed %q, want %q", buf, "early-late")
+	}
+}

@@ -1,0 +1,160 @@
+package labels
+
+import (
+	"slices"
+	"time"
+)
+
+// DefaultPrefix is the label prefix used when Options.Prefix is empty; it is
+// the default of --label-prefix. Labels are spelled "<prefix>.<key>".
+const DefaultPrefix = "sleeper"
+
+// Defaults Parse applies when a label is absent. The idle timeout has no
+// constant here because its default is a flag (Options.DefaultIdleTimeout).
+const (
+	DefaultStopTimeout = 10 * time.Second
+	DefaultWakeTimeout = 60 * time.Second
+)
+
+// Label keys, without the prefix. This block is the only place a label name is
+// spelled: parse_test.go fails on a "sleeper.…" string literal anywhere else in
+// the package, so the name, its doc and its parser cannot drift apart.
+const (
+	// KeyEnable opts a container in. Type: bool (strconv.ParseBool: true,
+	// false, 1, 0, …). Default: none; without enable=true sleeper never
+	// touches the container. Example: sleeper.enable=true
+	KeyEnable = "enable"
+
+	// KeyHosts lists the Host headers routed to the container on --addr.
+	// Type: comma list of DNS names, lower-cased, a trailing dot dropped;
+	// a wildcard "*.example.com" is allowed. No ports, no schemes, no IP
+	// literals (sleeper routes by name). Default:
+	// "<name>.<--domain>" when --domain is set, else none.
+	// Example: sleeper.hosts=app.example.com,*.app.example.com
+	KeyHosts = "hosts"
+
+	// KeyPort is the container port the proxy and probes target. Type:
+	// integer 1..65535; 0 means the same as absent. Default: the only exposed
+	// port, else 80 (decided by the runtime, Spec.Port stays 0).
+	// Example: sleeper.port=3000
+	KeyPort = "port"
+
+	// KeyScheme is the upstream scheme. Type: http or https (any case).
+	// Default: http, or the scheme of the upstream label when that is set.
+	// Example: sleeper.scheme=https
+	KeyScheme = "scheme"
+
+	// KeyListen adds HTTP listeners on sleeper that send every request to this
+	// container whatever the Host. Type: comma list of ports 1..65535, no
+	// duplicates. Default: none. Example: sleeper.listen=8081,8082
+	KeyListen = "listen"
+
+	// KeyStreams adds L4 listeners on sleeper; the first bytes wake the
+	// container. Type: comma list in Docker port syntax
+	// [IP:]LISTEN:TARGET[/tcp|/udp], IPv6 addresses in brackets, protocol
+	// tcp by default; no port ranges. Default: none.
+	// Example: sleeper.streams=5432:5432,[::1]:5353:53/udp
+	KeyStreams = "streams"
+
+	// KeyIdleTimeout is how long without activity before sleeping. Type: Go
+	// duration ≥ 0; 0 means never sleep; a bare number other than 0 is
+	// rejected (is 90 seconds or minutes?). Default: --default-idle-timeout.
+	// Example: sleeper.idle_timeout=1h30m
+	KeyIdleTimeout = "idle_timeout"
+
+	// KeyStopMethod is how the container is put to sleep. Type: stop, pause
+	// or kill (any case); pause is rejected for Proxmox LXC. Default: stop.
+	// Example: sleeper.stop_method=pause
+	KeyStopMethod = "stop_method"
+
+	// KeyStopSignal is the signal for stop and kill. Type: a POSIX signal
+	// name with or without SIG (any case), canonicalised to "SIGTERM" form,
+	// or a number 1..64. Not allowed for Proxmox LXC (PVE sends none).
+	// Default: the image's StopSignal, else SIGTERM (Spec.StopSignal "").
+	// Example: sleeper.stop_signal=SIGINT
+	KeyStopSignal = "stop_signal"
+
+	// KeyStopTimeout is the grace before SIGKILL on stop. Type: Go duration
+	// ≥ 0. Default: DefaultStopTimeout (10s). Example: sleeper.stop_timeout=30s
+	KeyStopTimeout = "stop_timeout"
+
+	// KeyWakeTimeout is the longest a wake may take; past it waiting clients
+	// get an error. Type: Go duration > 0. Default: DefaultWakeTimeout (60s).
+	// Example: sleeper.wake_timeout=2m
+	KeyWakeTimeout = "wake_timeout"
+
+	// KeyDependsOn names containers woken first. Type: comma list of
+	// name[:healthy], where name is a container or compose service name or
+	// project/service ([a-zA-Z0-9][a-zA-Z0-9_.-]* each) and ":healthy" waits
+	// for its health check. The container itself is rejected (a cycle);
+	// longer cycles span containers and are found by the caller. Default:
+	// none. Example: sleeper.depends_on=db:healthy,shared/redis
+	KeyDependsOn = "depends_on"
+
+	// KeyWakePaths limits which request paths may wake the container; others
+	// get 503 while it sleeps. Type: comma list of path prefixes starting
+	// with '/', without whitespace, '?' or '#'. Default: every path.
+	// Example: sleeper.wake_paths=/,/api/
+	KeyWakePaths = "wake_paths"
+
+	// KeyLoadingPage chooses between the loading page for browsers (true)
+	// and holding every request (false). Type: bool. Default: true.
+	// Example: sleeper.loading_page=false
+	KeyLoadingPage = "loading_page"
+
+	// KeyReadyPath is the HTTP readiness probe path (2xx/3xx means ready).
+	// Type: path starting with '/', query allowed, no whitespace or '#'.
+	// Default: none (any HTTP answer counts). Example: sleeper.ready_path=/healthz
+	KeyReadyPath = "ready_path"
+
+	// KeyNetwork picks the Docker network whose address is dialled. Type:
+	// network name, no whitespace. Not allowed for Proxmox LXC. Default: the
+	// first network shared with sleeper. Example: sleeper.network=proxy
+	KeyNetwork = "network"
+
+	// KeyUpstream overrides address discovery. Type: URL
+	// http(s)://host[:port] with an optional trailing '/', nothing more.
+	// Default: derived from the container's addresses.
+	// Example: sleeper.upstream=http://10.0.0.5:8080
+	KeyUpstream = "upstream"
+
+	// KeyProxmoxNode marks a stub container configuring an LXC on this PVE
+	// node; it needs KeyProxmoxVMID. Type: node name of [a-zA-Z0-9.-].
+	// Default: none (not a stub). Example: sleeper.proxmox.node=pve1
+	KeyProxmoxNode = "proxmox.node"
+
+	// KeyProxmoxVMID is the LXC's id; it needs KeyProxmoxNode. Type: integer
+	// 1..999999999 (PVE itself allocates 100 and up). Default: none.
+	// Example: sleeper.proxmox.vmid=101
+	KeyProxmoxVMID = "proxmox.vmid"
+)
+
+// knownKeys is every Key* constant once, in the order of the contract's
+// table. It is an array so that no caller can change it.
+var knownKeys = [...]string{
+	KeyEnable,
+	KeyHosts,
+	KeyPort,
+	KeyScheme,
+	KeyListen,
+	KeyStreams,
+	KeyIdleTimeout,
+	KeyStopMethod,
+	KeyStopSignal,
+	KeyStopTimeout,
+	KeyWakeTimeout,
+	KeyDependsOn,
+	KeyWakePaths,
+	KeyLoadingPage,
+	KeyReadyPath,
+	KeyNetwork,
+	KeyUpstream,
+	KeyProxmoxNode,
+	KeyProxmoxVMID,
+}
+
+// Keys returns every label key sleeper reads, without the prefix, in the order
+// of the product contract. The slice is a copy the caller may keep.
+func Keys() []string {
+	return slices.Clone(knownKeys[:])
+}
