@@ -95,10 +95,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		Prefix:   cfg.LabelPrefix,
 	})
 	srv := proxy.NewServer(proxy.ServerConfig{
-		Addr:    cfg.Addr,
-		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log}),
-		Routes:  reg,
-		Log:     log,
+		Addr:     cfg.Addr,
+		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log}),
+		Routes:   reg,
+		Problems: reg,
+		Log:      log,
 	})
 	if _, err := srv.Listen(); err != nil {
 		return err

@@ -94,7 +94,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",
 		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
-		Routes:  reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
+		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
 	})
 	addr, err := srv.Listen()
 	if err != nil {

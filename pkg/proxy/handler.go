@@ -121,6 +121,7 @@ func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Requ
 	}
 	if w.Acquire() {
 		defer w.Release() // deferred: ReverseProxy aborts with a panic on a broken copy
+		h.rec.Request(w.Name(), "proxied")
 		h.forward(w, rw, r)
 		return
 	}

@@ -94,4 +94,3 @@ func TestRoutingByHost(t *testing.T) {
 		t.Fatalf("unknown host: %d %q, want 404 naming the host", rec.Code, body)
 	}
 }
-

@@ -25,6 +25,14 @@ type ServerConfig struct {
 	Grace time.Duration
 	// ListenHost is the address the sleeper.listen ports bind on ("" = all).
 	ListenHost string
+	// Problems receives ports that cannot be bound, to show on the container.
+	Problems ProblemReporter
+}
+
+// ProblemReporter records a problem with a container's routes (see
+// watcher.Registry.ReportProblem).
+type ProblemReporter interface {
+	ReportProblem(name, what string, err error)
 }
 
 // Server runs the main listener and one listener per sleeper.listen port,
@@ -139,10 +147,14 @@ func (s *Server) syncListeners(want map[uint16]*watcher.Watcher) {
 			if s.failed[port] != err.Error() {
 				s.failed[port] = err.Error()
 				s.log.Error("cannot open listen port", "container", want[port].Name(), "port", port, "error", err)
+				s.cfg.Problems.ReportProblem(want[port].Name(), fmt.Sprintf("listen port %d", port), err)
 			}
 			continue
 		}
-		delete(s.failed, port)
+		if _, ok := s.failed[port]; ok {
+			delete(s.failed, port)
+			s.cfg.Problems.ReportProblem(want[port].Name(), fmt.Sprintf("listen port %d", port), nil)
+		}
 		srv := newHTTPServer(s.cfg.Handler.ForPort(port), s.log)
 		s.extra[port] = srv
 		s.wg.Add(1)

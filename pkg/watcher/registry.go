@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -44,6 +45,9 @@ type entry struct {
 	spec      *labels.Spec
 	err       error
 	w         *Watcher
+	// problems are errors a front door reported after the fact (a listen or
+	// stream port that cannot be bound), keyed by what failed.
+	problems map[string]string
 }
 
 // NewRegistry returns an empty registry.
@@ -134,6 +138,26 @@ func (r *Registry) Remove(name string) {
 	r.log.Info("container forgotten", "container", name)
 }
 
+// ReportProblem records (err != nil) or clears (err == nil) a problem a front
+// door found with a container's routes after the fact, such as a port that
+// cannot be bound. It shows as the container's error in List.
+func (r *Registry) ReportProblem(name, what string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[name]
+	if !ok {
+		return
+	}
+	if err == nil {
+		delete(e.problems, what)
+		return
+	}
+	if e.problems == nil {
+		e.problems = map[string]string{}
+	}
+	e.problems[what] = fmt.Sprintf("%s: %v", what, err)
+}
+
 // Names returns the names of every container the registry knows.
 func (r *Registry) Names() []string {
 	r.mu.Lock()
@@ -167,15 +191,22 @@ func (r *Registry) List() []Info {
 	slices.SortFunc(all, func(a, b pair) int { return strings.Compare(a.name, b.name) })
 	out := make([]Info, 0, len(all))
 	for _, p := range all {
+		info := Info{Name: p.name, ID: p.e.container.ID}
 		if p.e.w != nil {
-			out = append(out, p.e.w.Info())
-			continue
+			info = p.e.w.Info()
 		}
-		s := Info{Name: p.name, ID: p.e.container.ID}
+		var errs []string
 		if p.e.err != nil {
-			s.Error = p.e.err.Error()
+			errs = append(errs, p.e.err.Error())
 		}
-		out = append(out, s)
+		if info.Error != "" {
+			errs = append(errs, info.Error)
+		}
+		for _, k := range slices.Sorted(maps.Keys(p.e.problems)) {
+			errs = append(errs, p.e.problems[k])
+		}
+		info.Error = strings.Join(errs, "; ")
+		out = append(out, info)
 	}
 	return out
 }

@@ -199,4 +199,3 @@ func TestSleepNowAndClose(t *testing.T) {
 		t.Fatal("Close started or stopped something")
 	}
 }
-
