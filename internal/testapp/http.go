@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -196,7 +195,7 @@ func durationParam(r *http.Request, key string, def time.Duration) (time.Duratio
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 || d > maxWait {
-		return 0, errors.New(key + "=" + strconv.Quote(v) + ": want a Go duration from 0 to " + maxWait.String())
+		return 0, fmt.Errorf("%s=%q: want a Go duration from 0 to %v", key, v, maxWait)
 	}
 	return d, nil
 }

@@ -20,6 +20,9 @@ type wakeOp struct {
 	events []Event // guarded by the watcher's mu
 }
 
+// recentWakes is how many successful wake durations are kept for estimates.
+const recentWakes = 10
+
 // backoff bounds how often a container that keeps failing is started again.
 func backoff(failures int) time.Duration {
 	if failures <= 0 {
@@ -53,6 +56,19 @@ func (w *Watcher) Wait(ctx context.Context) (time.Duration, error) {
 		// go round once more.
 	}
 	return 0, &WakeError{Container: w.name, Err: ErrNotReady}
+}
+
+// Kick starts the shared wake if the container is not ready and none runs,
+// without waiting for it: the loading page answers at once and lets the
+// browser follow the wake over SSE.
+func (w *Watcher) Kick() { w.ensureWake() }
+
+// RecentWakes returns the durations of the last successful wakes, oldest
+// first, for the loading page's estimate.
+func (w *Watcher) RecentWakes() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.recent...)
 }
 
 // ensureWake returns the wake in progress, starts one, or returns nil when
@@ -313,6 +329,10 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 	w.lastWake = op
 	result := "success"
 	if err == nil {
+		if len(w.recent) == recentWakes {
+			w.recent = append(w.recent[:0], w.recent[1:]...)
+		}
+		w.recent = append(w.recent, op.dur)
 		w.upstream.Store(u)
 		w.lastActivity.Store(monoNow())
 		w.failures, w.retryAt = 0, time.Time{}

@@ -77,9 +77,10 @@ type Watcher struct {
 	lastWake  *wakeOp       // the most recent finished wake
 	sleepDone chan struct{} // closed when the sleep in progress ends; nil when none
 	timer     *time.Timer
-	changed   chan struct{} // closed and replaced on every change
-	failures  int           // consecutive failed wakes, for the crash backoff
-	retryAt   time.Time     // no new wake before this after a failure
+	changed   chan struct{}   // closed and replaced on every change
+	recent    []time.Duration // durations of the last successful wakes
+	failures  int             // consecutive failed wakes, for the crash backoff
+	retryAt   time.Time       // no new wake before this after a failure
 	closed    bool
 }
 
