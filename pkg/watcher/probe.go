@@ -77,12 +77,10 @@ func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
 // connection open (or greets us), a missing one gets it closed at once.
 func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context.Context) bool {
 	port := TargetPort(c, spec)
-	if len(spec.Streams) > 0 {
-		for _, s := range spec.Streams {
-			if s.Protocol == labels.TCP {
-				port = s.Target
-				break
-			}
+	for _, s := range spec.Streams {
+		if s.Protocol == labels.TCP {
+			port = s.Target
+			break
 		}
 	}
 	addr, err := ResolveAddr(c, port, "tcp", spec.Network, self)

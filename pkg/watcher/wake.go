@@ -227,13 +227,26 @@ func readinessMessage(c Container, spec *labels.Spec) string {
 		return "waiting for the health check"
 	case hasHTTP(spec):
 		return "waiting for the app to answer"
-	default:
+	case hasTCP(spec):
 		return "waiting for the port to open"
+	default:
+		return "container running"
 	}
 }
 
 func hasHTTP(spec *labels.Spec) bool {
 	return len(spec.Hosts) > 0 || len(spec.Listen) > 0 || spec.ReadyPath != "" || len(spec.Streams) == 0
+}
+
+// hasTCP reports whether a streams-only container has a TCP port to dial.
+// A UDP-only one cannot be probed generically: running is ready.
+func hasTCP(spec *labels.Spec) bool {
+	for _, s := range spec.Streams {
+		if s.Protocol == labels.TCP {
+			return true
+		}
+	}
+	return false
 }
 
 func exitedError(c Container) error {
@@ -265,9 +278,14 @@ func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec
 	if c.Health != HealthNone {
 		return w.awaitHealthy(ctx, c)
 	}
-	probe := w.prober.tcp(c, spec, w.selfNets)
-	if hasHTTP(spec) {
+	var probe func(context.Context) bool
+	switch {
+	case hasHTTP(spec):
 		probe = w.prober.http(u, spec.ReadyPath)
+	case hasTCP(spec):
+		probe = w.prober.tcp(c, spec, w.selfNets)
+	default:
+		return nil
 	}
 	delay := time.Millisecond
 	t := time.NewTimer(0)
