@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -60,6 +61,19 @@ func (s *syncBuffer) String() string {
 type stackOptions struct {
 	prefix  string // reuse a prefix (a restarted sleeper); "" for a fresh one
 	maxHeld int
+	domain  string
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
 
 func randomPrefix(t *testing.T) string {
@@ -88,7 +102,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime: dk, Log: log,
-		Labels: labels.Options{Prefix: opt.prefix, DefaultIdleTimeout: time.Hour},
+		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
 	srv := proxy.NewServer(proxy.ServerConfig{
