@@ -101,7 +101,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 		t.Fatal(err)
 	}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Log: log,
+		Runtime: dk, Finder: dk, Log: log,
 		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sync/singleflight"
+
 	"sleeper/pkg/labels"
 )
 
@@ -22,6 +24,9 @@ type RegistryConfig struct {
 	Recorder     Recorder
 	Labels       labels.Options // Prefix, Domain, DefaultIdleTimeout; Name is set per container
 	SelfNetworks []string
+	// Finder looks up dependencies sleeper does not manage; nil means only
+	// managed containers can be dependencies.
+	Finder Finder
 }
 
 // Registry holds one entry per labelled container, keyed by name so that a
@@ -36,6 +41,13 @@ type Registry struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	changed chan struct{}
+
+	// Unmanaged dependencies: who used each (by container ID) and which
+	// ones sleeper started, so it stops only those, after their last user.
+	depMu       sync.Mutex
+	users       map[string]map[string]bool
+	startedByUs map[string]bool
+	starts      singleflight.Group
 }
 
 // entry is what the registry knows of one container. w is nil while the
@@ -59,11 +71,20 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		cfg:     cfg,
 		log:     cfg.Log,
 		rec:     cfg.Recorder,
-		entries: map[string]*entry{},
-		changed: make(chan struct{}),
+		entries:     map[string]*entry{},
+		changed:     make(chan struct{}),
+		users:       map[string]map[string]bool{},
+		startedByUs: map[string]bool{},
 	}
-	r.routes.Store(&Routes{})
+	r.routes.Store(newRoutes())
 	return r
+}
+
+func (r *Registry) prefix() string {
+	if r.cfg.Labels.Prefix == "" {
+		return labels.DefaultPrefix
+	}
+	return r.cfg.Labels.Prefix
 }
 
 // Routes returns the current routing snapshot. It is a lock-free load.
@@ -222,7 +243,7 @@ func (r *Registry) Close() {
 		}
 	}
 	r.entries = map[string]*entry{}
-	r.routes.Store(&Routes{})
+	r.routes.Store(newRoutes())
 	r.mu.Unlock()
 	closeAll(all)
 }
@@ -250,13 +271,18 @@ func (r *Registry) rebuildLocked() []*Watcher {
 		return cmp.Or(ea.container.Created.Compare(eb.container.Created), strings.Compare(a, b))
 	})
 	rt := newRoutes()
+	deps, inCycle := r.depEdgesLocked(names)
 	var toClose []*Watcher
 	for _, name := range names {
 		e := r.entries[name]
 		if e.spec == nil {
 			continue
 		}
-		if err := rt.conflict(name, e.spec); err != nil {
+		err := rt.conflict(name, e.spec)
+		if cycle, ok := inCycle[name]; ok {
+			err = fmt.Errorf("label %s.%s: dependency cycle %s", r.prefix(), labels.KeyDependsOn, cycle)
+		}
+		if err != nil {
 			if e.err == nil || e.err.Error() != err.Error() {
 				r.log.Error("container not managed: route conflict", "container", name, "error", err)
 			}
@@ -276,12 +302,21 @@ func (r *Registry) rebuildLocked() []*Watcher {
 				Log:          r.log,
 				Recorder:     r.rec,
 				SelfNetworks: r.cfg.SelfNetworks,
+				Graph:        r,
 			})
 			e.w.Observe(e.container)
 			r.log.Info("watching container", "container", name, "hosts", e.spec.Hosts,
 				"idle_timeout", e.spec.IdleTimeout.String())
 		}
 		rt.claim(e.w)
+	}
+	for from, tos := range deps {
+		for _, to := range tos {
+			if rt.ByName[from] != nil && rt.ByName[to] != nil {
+				rt.deps[from] = append(rt.deps[from], to)
+				rt.dependents[to] = append(rt.dependents[to], from)
+			}
+		}
 	}
 	r.routes.Store(rt)
 	close(r.changed)
@@ -297,6 +332,9 @@ type Routes struct {
 	Streams   map[labels.Stream]*Watcher
 	ByName    map[string]*Watcher
 	owners    map[string]string // claim key → container name, for conflict messages
+	// The dependency graph among managed containers, by name.
+	deps       map[string][]string
+	dependents map[string][]string
 }
 
 func newRoutes() *Routes {
@@ -306,7 +344,9 @@ func newRoutes() *Routes {
 		Listen:    map[uint16]*Watcher{},
 		Streams:   map[labels.Stream]*Watcher{},
 		ByName:    map[string]*Watcher{},
-		owners:    map[string]string{},
+		owners:     map[string]string{},
+		deps:       map[string][]string{},
+		dependents: map[string][]string{},
 	}
 }
 

@@ -57,6 +57,12 @@ func (w *Watcher) onIdle() {
 		w.armIdleLocked()
 		return
 	}
+	if w.graph != nil && w.graph.DependentsAwake(w.name) {
+		// A dependency sleeps only after its dependents: check again a
+		// timeout from now, or sooner when one of them sleeps (checkIdle).
+		w.timer.Reset(idle)
+		return
+	}
 	// The mirror image of Acquire: publish Stopping, then read the count.
 	w.setStateLocked(StateStopping)
 	if w.inflight.Load() > 0 {
@@ -65,6 +71,16 @@ func (w *Watcher) onIdle() {
 		return
 	}
 	w.startSleepLocked("idle")
+}
+
+// checkIdle runs the idle check soon: a dependent just went to sleep, so
+// this dependency may follow if its own idle time has passed.
+func (w *Watcher) checkIdle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil && !w.closed && w.State() == StateReady {
+		w.timer.Reset(time.Millisecond)
+	}
 }
 
 // startSleepLocked puts the container to sleep in the background. The state
@@ -99,6 +115,7 @@ func (w *Watcher) startSleepLocked(reason string) chan struct{} {
 			w.armIdleLocked()
 		} else {
 			w.setStateLocked(StateAsleep)
+			w.releaseDepsLocked()
 		}
 		w.broadcastLocked()
 	}()

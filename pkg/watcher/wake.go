@@ -154,6 +154,9 @@ func (w *Watcher) runWake(op *wakeOp, sleepDone <-chan struct{}) {
 			err = context.Cause(ctx)
 		}
 	}
+	if err == nil && w.graph != nil && len(spec.DependsOn) > 0 {
+		err = w.graph.WakeDeps(ctx, w, func(t EventType, msg string) { w.emit(op, t, msg) })
+	}
 	if err == nil {
 		u, err = w.bringUp(ctx, op, spec)
 	}
@@ -215,7 +218,7 @@ func (w *Watcher) inspectObserve(ctx context.Context, id string) (Container, err
 	}
 	w.mu.Lock()
 	if w.acceptLocked(c) {
-		w.observed = c
+		w.setObservedLocked(c)
 	}
 	w.mu.Unlock()
 	return c, nil

@@ -44,6 +44,9 @@ type Config struct {
 	// SelfNetworks are the networks sleeper's own container is attached to;
 	// empty when sleeper runs on the host. See ResolveAddr.
 	SelfNetworks []string
+	// Graph wakes dependencies and says when dependents are awake; nil for
+	// a watcher on its own.
+	Graph Graph
 }
 
 // Watcher drives one container between asleep and ready.
@@ -54,6 +57,7 @@ type Watcher struct {
 	rec      Recorder
 	selfNets []string
 	prober   *prober
+	graph    Graph
 
 	// Read on every request without a lock.
 	state        atomic.Int32
@@ -62,6 +66,7 @@ type Watcher struct {
 	lastActivity atomic.Int64 // monoNow() of the last request start or end
 	upstream     atomic.Pointer[url.URL]
 	spec         atomic.Pointer[labels.Spec]
+	running      atomic.Bool // the last observation says the container runs
 
 	// lifetime is the watcher's own context: wakes and sleeps run under it
 	// and Close cancels it. It is the one context kept in a struct, because it
@@ -99,6 +104,7 @@ func New(cfg Config) *Watcher {
 		rec:      rec,
 		selfNets: cfg.SelfNetworks,
 		prober:   newProber(),
+		graph:    cfg.Graph,
 		lifetime: lifetime,
 		cancel:   cancel,
 		changed:  make(chan struct{}),
@@ -209,7 +215,7 @@ func (w *Watcher) Observe(c Container) {
 		return
 	}
 	w.id = c.ID
-	w.observed = c
+	w.setObservedLocked(c)
 	switch st := w.State(); {
 	case c.Awake() && (st == StateAsleep || st == StateError) && w.wake == nil && w.sleepDone == nil:
 		// Running without our doing: started by hand, or already up when
@@ -227,8 +233,44 @@ func (w *Watcher) Observe(c Container) {
 		w.setStateLocked(StateAsleep)
 		w.rec.Sleep(w.name, "", "external")
 		w.log.Info("container went to sleep outside sleeper", "status", string(c.Status))
+		w.releaseDepsLocked()
 	}
 	w.broadcastLocked()
+}
+
+// setObservedLocked records an observation. Callers hold w.mu.
+func (w *Watcher) setObservedLocked(c Container) {
+	w.observed = c
+	w.running.Store(c.Awake())
+}
+
+// Awake reports whether the container is up or coming up, as far as its
+// dependencies are concerned: anything but asleep, and not a failed wake
+// that left the container stopped. It takes no lock.
+func (w *Watcher) Awake() bool {
+	switch w.State() {
+	case StateAsleep:
+		return false
+	case StateError:
+		return w.running.Load()
+	default:
+		return true
+	}
+}
+
+// releaseDepsLocked tells the graph this container sleeps now, in the
+// background (stopping an unmanaged dependency takes a while). Callers hold w.mu.
+func (w *Watcher) releaseDepsLocked() {
+	if w.graph == nil || len(w.spec.Load().DependsOn) == 0 || w.closed {
+		return
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		ctx, cancel := context.WithTimeout(w.lifetime, time.Minute)
+		defer cancel()
+		w.graph.Released(ctx, w.name)
+	}()
 }
 
 // acceptLocked drops observations older than the one the watcher has: a

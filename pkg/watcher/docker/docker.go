@@ -32,6 +32,7 @@ import (
 var (
 	_ watcher.Runtime = (*Docker)(nil)
 	_ watcher.Source  = (*Docker)(nil)
+	_ watcher.Finder  = (*Docker)(nil)
 )
 
 // watchedActions are the container events that can change what sleeper
@@ -93,6 +94,22 @@ func (d *Docker) List(ctx context.Context) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// FindService implements watcher.Finder: the container of a compose
+// project's service, labelled or not (dependencies need not be managed).
+func (d *Docker) FindService(ctx context.Context, project, service string) (watcher.Container, error) {
+	f := client.Filters{}.
+		Add("label", "com.docker.compose.project="+project).
+		Add("label", "com.docker.compose.service="+service)
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return watcher.Container{}, fmt.Errorf("find service %s/%s: %w", project, service, err)
+	}
+	if len(res.Items) == 0 {
+		return watcher.Container{}, fmt.Errorf("find service %s/%s: %w", project, service, watcher.ErrNotFound)
+	}
+	return d.Inspect(ctx, res.Items[0].ID)
 }
 
 // Events implements watcher.Source.

@@ -1,0 +1,338 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"sleeper/pkg/labels"
+)
+
+// Compose labels that name a container's project and service.
+const (
+	composeProject = "com.docker.compose.project"
+	composeService = "com.docker.compose.service"
+)
+
+// ErrDependencyNotFound means a depends_on entry names no container.
+var ErrDependencyNotFound = errors.New("not found")
+
+// Graph is what a watcher needs to know of the containers around it. The
+// Registry implements it; a watcher without dependencies never calls it.
+type Graph interface {
+	// WakeDeps makes every dependency of w ready, independent ones in
+	// parallel, reporting each step.
+	WakeDeps(ctx context.Context, w *Watcher, report func(EventType, string)) error
+	// DependentsAwake reports whether a managed container that depends on
+	// the named one is awake: then it must not sleep.
+	DependentsAwake(name string) bool
+	// Released tells the graph that the named container went to sleep, so
+	// its dependencies may follow.
+	Released(ctx context.Context, name string)
+}
+
+// Finder looks up containers that sleeper does not manage, for dependencies.
+type Finder interface {
+	Inspect(ctx context.Context, ref string) (Container, error)
+	// FindService returns the container of a compose project's service.
+	FindService(ctx context.Context, project, service string) (Container, error)
+}
+
+// depTarget is a resolved dependency: a managed watcher, a container sleeper
+// does not manage, or the entry of a labelled container that is not managed
+// (bad labels, a cycle), which fails the wake with its reason.
+type depTarget struct {
+	w         *Watcher
+	unmanaged Container
+	broken    error
+}
+
+// resolveEntry finds a depends_on name among the registry's entries: a
+// container name, a service of the dependent's compose project, or
+// "project/service". Callers hold r.mu.
+func (r *Registry) resolveEntryLocked(from Container, name string) (string, *entry) {
+	project, service, qualified := strings.Cut(name, "/")
+	if !qualified {
+		if e, ok := r.entries[name]; ok {
+			return name, e
+		}
+		project, service = from.Labels[composeProject], name
+		if project == "" {
+			return "", nil
+		}
+	}
+	for n, e := range r.entries {
+		if e.container.Labels[composeProject] == project && e.container.Labels[composeService] == service {
+			return n, e
+		}
+	}
+	return "", nil
+}
+
+// resolve finds the target of one dependency of the container from.
+func (r *Registry) resolve(ctx context.Context, from Container, d labels.Dependency) (depTarget, error) {
+	r.mu.Lock()
+	name, e := r.resolveEntryLocked(from, d.Name)
+	var t depTarget
+	if e != nil {
+		switch {
+		case e.w != nil:
+			t.w = e.w
+		case e.err != nil:
+			t.broken = fmt.Errorf("%s is not managed: %w", name, e.err)
+		}
+	}
+	r.mu.Unlock()
+	if t.w != nil || t.broken != nil {
+		return t, nil
+	}
+	if r.cfg.Finder == nil {
+		return t, ErrDependencyNotFound
+	}
+	var c Container
+	var err error
+	if project, service, ok := strings.Cut(d.Name, "/"); ok {
+		c, err = r.cfg.Finder.FindService(ctx, project, service)
+	} else if c, err = r.cfg.Finder.Inspect(ctx, d.Name); errors.Is(err, ErrNotFound) && from.Labels[composeProject] != "" {
+		c, err = r.cfg.Finder.FindService(ctx, from.Labels[composeProject], d.Name)
+	}
+	if errors.Is(err, ErrNotFound) {
+		return t, ErrDependencyNotFound
+	}
+	t.unmanaged = c
+	return t, err
+}
+
+// WakeDeps implements Graph.
+func (r *Registry) WakeDeps(ctx context.Context, w *Watcher, report func(EventType, string)) error {
+	deps := w.Spec().DependsOn
+	if len(deps) == 0 {
+		return nil
+	}
+	from := w.Observed()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range deps {
+		g.Go(func() error {
+			report(EventDependencyWaking, "starting "+d.Name)
+			if err := r.wakeDep(gctx, w.Name(), from, d); err != nil {
+				if errors.Is(err, ErrDependencyNotFound) {
+					return fmt.Errorf("dependency %s not found", d.Name)
+				}
+				return fmt.Errorf("dependency %s: %w", d.Name, err)
+			}
+			report(EventDependencyReady, d.Name+" ready")
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *Registry) wakeDep(ctx context.Context, dependent string, from Container, d labels.Dependency) error {
+	t, err := r.resolve(ctx, from, d)
+	switch {
+	case err != nil:
+		return err
+	case t.broken != nil:
+		return t.broken
+	case t.w != nil:
+		if _, err := t.w.Wait(ctx); err != nil {
+			return err
+		}
+		if d.Healthy {
+			return awaitWatcherHealthy(ctx, t.w)
+		}
+		return nil
+	default:
+		return r.wakeUnmanaged(ctx, dependent, t.unmanaged, d.Healthy)
+	}
+}
+
+// awaitWatcherHealthy waits for a managed dependency's health check to pass:
+// an unpaused container is ready at once, but its health comes back only
+// with the next probe.
+func awaitWatcherHealthy(ctx context.Context, w *Watcher) error {
+	for {
+		changed := w.Changed()
+		o := w.Observed()
+		if o.Health == HealthNone {
+			return errors.New("has no health check (remove :healthy or add a HEALTHCHECK)")
+		}
+		if o.Health == HealthHealthy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-changed:
+		}
+	}
+}
+
+// wakeUnmanaged starts a container sleeper does not manage (one start however
+// many dependents wake at once) and waits until it runs, or is healthy. Its
+// events are not in sleeper's label-filtered stream, so this polls, for the
+// length of the wake only.
+func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Container, healthy bool) error {
+	r.noteUser(c.ID, dependent)
+	_, err, _ := r.starts.Do(c.ID, func() (any, error) {
+		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		switch cur.Status {
+		case StatusPaused:
+			return nil, r.cfg.Runtime.Unpause(ctx, c.ID)
+		case StatusRunning, StatusRestarting:
+			return nil, nil
+		}
+		if err := r.cfg.Runtime.Start(ctx, c.ID); err != nil {
+			return nil, fmt.Errorf("start: %w", err)
+		}
+		r.markStartedByUs(c.ID)
+		return nil, nil
+	})
+	if err != nil {
+		return err
+	}
+	if healthy && c.Health == HealthNone {
+		return errors.New("has no health check (remove :healthy or add a HEALTHCHECK)")
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case cur.Status == StatusStopped && cur.StartedAt.After(c.StartedAt):
+			return exitedError(cur)
+		case cur.Awake() && (!healthy || cur.Health == HealthHealthy):
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Registry) noteUser(id, dependent string) {
+	r.depMu.Lock()
+	defer r.depMu.Unlock()
+	if r.users[id] == nil {
+		r.users[id] = map[string]bool{}
+	}
+	r.users[id][dependent] = true
+}
+
+func (r *Registry) markStartedByUs(id string) {
+	r.depMu.Lock()
+	defer r.depMu.Unlock()
+	r.startedByUs[id] = true
+}
+
+// DependentsAwake implements Graph. It reads the routes snapshot and atomic
+// states only, so a watcher may call it while holding its own lock.
+func (r *Registry) DependentsAwake(name string) bool {
+	rt := r.Routes()
+	for _, dn := range rt.dependents[name] {
+		if w := rt.ByName[dn]; w != nil && w.Awake() {
+			return true
+		}
+	}
+	return false
+}
+
+// Released implements Graph: managed dependencies re-check their idle time;
+// unmanaged ones that sleeper started are stopped once no dependent that
+// used them is awake. Those that were running already are left alone.
+func (r *Registry) Released(ctx context.Context, name string) {
+	rt := r.Routes()
+	for _, dn := range rt.deps[name] {
+		if w := rt.ByName[dn]; w != nil {
+			w.checkIdle()
+		}
+	}
+	var stop []string
+	r.depMu.Lock()
+	for id, users := range r.users {
+		if !users[name] || !r.startedByUs[id] {
+			continue
+		}
+		busy := slices.ContainsFunc(slices.Collect(maps.Keys(users)), func(u string) bool {
+			w := rt.ByName[u]
+			return w != nil && w.Awake()
+		})
+		if !busy {
+			stop = append(stop, id)
+			delete(r.startedByUs, id)
+			delete(r.users, id)
+		}
+	}
+	r.depMu.Unlock()
+	for _, id := range stop {
+		if err := r.cfg.Runtime.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout}); err != nil {
+			r.log.Error("stop unmanaged dependency", "dependency", id[:min(12, len(id))], "error", err)
+			continue
+		}
+		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", id[:min(12, len(id))], "after", name)
+	}
+}
+
+// depEdgesLocked resolves depends_on among managed entries (by name) and
+// finds cycles. Callers hold r.mu.
+func (r *Registry) depEdgesLocked(names []string) (deps map[string][]string, inCycle map[string]string) {
+	deps = map[string][]string{}
+	for _, n := range names {
+		e := r.entries[n]
+		if e.spec == nil {
+			continue
+		}
+		for _, d := range e.spec.DependsOn {
+			if dn, de := r.resolveEntryLocked(e.container, d.Name); de != nil && de.spec != nil {
+				deps[n] = append(deps[n], dn)
+			}
+		}
+	}
+	inCycle = map[string]string{}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	mark := map[string]int{}
+	var path []string
+	var visit func(n string)
+	visit = func(n string) {
+		mark[n] = onPath
+		path = append(path, n)
+		for _, m := range deps[n] {
+			switch mark[m] {
+			case unseen:
+				visit(m)
+			case onPath:
+				i := slices.Index(path, m)
+				cycle := strings.Join(append(slices.Clone(path[i:]), m), " → ")
+				for _, c := range path[i:] {
+					inCycle[c] = cycle
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		mark[n] = done
+	}
+	for _, n := range names {
+		if mark[n] == unseen {
+			visit(n)
+		}
+	}
+	return deps, inCycle
+}
