@@ -62,6 +62,8 @@ type stackOptions struct {
 	prefix  string // reuse a prefix (a restarted sleeper); "" for a fresh one
 	maxHeld int
 	domain  string
+	// dockerHost points sleeper at another engine address (a SocketProxy).
+	dockerHost string
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -96,7 +98,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dk, err := docker.New("", opt.prefix)
+	dk, err := docker.New(opt.dockerHost, opt.prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +111,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 		Addr:    "127.0.0.1:0",
 		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
 		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
+		ReadHeaderTimeout: time.Second,
 	})
 	addr, err := srv.Listen()
 	if err != nil {

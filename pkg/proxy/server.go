@@ -27,6 +27,9 @@ type ServerConfig struct {
 	ListenHost string
 	// Problems receives ports that cannot be bound, to show on the container.
 	Problems ProblemReporter
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers (slowloris); 10 s when zero.
+	ReadHeaderTimeout time.Duration
 }
 
 // ProblemReporter records a problem with a container's routes (see
@@ -53,18 +56,22 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Grace <= 0 {
 		cfg.Grace = 10 * time.Second
 	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
 	return &Server{cfg: cfg, log: cfg.Log, extra: map[uint16]*http.Server{}, failed: map[uint16]string{}}
 }
 
 // newHTTPServer applies the limits every front door shares. There is no
 // write timeout: held requests, streams and upgraded connections are long.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// Headers over 64 KiB get 431.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 
@@ -89,7 +96,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	main := newHTTPServer(s.cfg.Handler, s.log)
+	main := s.newHTTPServer(s.cfg.Handler)
 	errc := make(chan error, 1)
 	go func() { errc <- main.Serve(s.ln) }()
 	s.log.Info("proxy listening", "addr", s.ln.Addr().String())
@@ -155,7 +162,7 @@ func (s *Server) syncListeners(want map[uint16]*watcher.Watcher) {
 			delete(s.failed, port)
 			s.cfg.Problems.ReportProblem(want[port].Name(), fmt.Sprintf("listen port %d", port), nil)
 		}
-		srv := newHTTPServer(s.cfg.Handler.ForPort(port), s.log)
+		srv := s.newHTTPServer(s.cfg.Handler.ForPort(port))
 		s.extra[port] = srv
 		s.wg.Add(1)
 		go func() {
