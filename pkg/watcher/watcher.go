@@ -144,7 +144,8 @@ func (w *Watcher) Acquire() bool {
 	// the other and a request never runs into a container going to sleep.
 	w.inflight.Add(1)
 	if State(w.state.Load()) == StateReady {
-		w.lastActivity.Store(monoNow())
+		// No activity stamp here: while the count is above zero the idle
+		// check treats the container as busy, and Release stamps the end.
 		return true
 	}
 	w.inflight.Add(-1)
@@ -153,12 +154,22 @@ func (w *Watcher) Acquire() bool {
 
 // Release marks a request acquired with Acquire as finished.
 func (w *Watcher) Release() {
-	w.lastActivity.Store(monoNow())
+	w.stamp()
 	w.inflight.Add(-1)
 }
 
+// stamp records activity now. Under load many requests end in the same
+// millisecond: reading first and skipping the store keeps the cache line
+// shared between cores instead of bouncing it on every request.
+func (w *Watcher) stamp() {
+	now := monoNow()
+	if now-w.lastActivity.Load() > int64(time.Millisecond) {
+		w.lastActivity.Store(now)
+	}
+}
+
 // Touch records activity without a request, for bytes on long-lived streams.
-func (w *Watcher) Touch() { w.lastActivity.Store(monoNow()) }
+func (w *Watcher) Touch() { w.stamp() }
 
 // InFlight returns the number of requests and connections in progress.
 func (w *Watcher) InFlight() int64 { return w.inflight.Load() }
