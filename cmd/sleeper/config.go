@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ type config struct {
 	MaxHeld            int
 	LogLevel           string
 	LogFormat          string
+	// AdminToken is the bearer token of the mutating admin API; empty turns
+	// that API off. It comes from --admin-token or, read by loadSecrets,
+	// from the file --admin-token-file names (Docker secrets).
+	AdminToken     string
+	AdminTokenFile string
 }
 
 // envName maps a flag name to its environment variable.
@@ -45,6 +51,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxHeld, "max-held", 1000, "held requests per container before 503")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "read --admin-token from this file, trimmed (for Docker secrets)")
 
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -86,7 +94,29 @@ func (c config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format=%q: must be text or json", c.LogFormat))
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		// Two sources for one secret: refuse rather than guess which wins.
+		errs = append(errs, errors.New("--admin-token and --admin-token-file: set only one"))
+	}
 	return errors.Join(errs...)
+}
+
+// loadSecrets reads the secrets that come from files. It is separate from
+// parseConfig so that `sleeper healthcheck`, which shares the flags, never
+// needs to read them.
+func (c *config) loadSecrets() error {
+	if c.AdminTokenFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.AdminTokenFile)
+	if err != nil {
+		return fmt.Errorf("--admin-token-file: %w", err)
+	}
+	c.AdminToken = strings.TrimSpace(string(b))
+	if c.AdminToken == "" {
+		return fmt.Errorf("--admin-token-file=%s: the file is empty", c.AdminTokenFile)
+	}
+	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"sleeper/pkg/admin"
 	"sleeper/pkg/labels"
+	"sleeper/pkg/metrics"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
 	"sleeper/pkg/watcher/docker"
@@ -46,7 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
-	if err != nil {
+	if err == nil {
+		err = cfg.loadSecrets()
+	}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0 // -h: the flag set has printed the usage
+	case err != nil:
 		_, _ = fmt.Fprintln(stderr, "sleeper:", err)
 		return 2
 	}
@@ -55,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Error("sleeper stopped", "error", err)
 		return 1
 	}
+	log.Info("sleeper stopped")
 	return 0
 }
 
@@ -76,27 +85,34 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		log.Info("running in a container", "networks", self)
 	}
 
+	// One recorder for the whole process: the registry, its watchers, the
+	// proxy and the reconciler report to it; the admin listener serves it.
+	rec := metrics.New(metrics.Config{Version: versionString()})
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk,
-		Log:     log,
+		Runtime:  dk,
+		Log:      log,
+		Recorder: rec,
 		Labels: labels.Options{
 			Prefix:             cfg.LabelPrefix,
 			Domain:             cfg.Domain,
 			DefaultIdleTimeout: cfg.DefaultIdleTimeout,
 		},
 		SelfNetworks: self,
+		Finder:       dk,
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
+	rec.Watch(reg)
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{
-		Source:   dk,
-		Registry: reg,
-		Log:      log,
-		Prefix:   cfg.LabelPrefix,
+		Source:      dk,
+		Registry:    reg,
+		Log:         log,
+		Prefix:      cfg.LabelPrefix,
+		OnReconnect: rec.Reconnect,
 	})
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:     cfg.Addr,
-		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log}),
+		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: rec}),
 		Routes:   reg,
 		Problems: reg,
 		Log:      log,
@@ -112,9 +128,20 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	g.Go(func() error {
-		return serveAdmin(gctx, adminLn, admin.NewHandler(admin.Config{Synced: rc.Synced()}))
+	adminHandler := admin.NewHandler(admin.Config{
+		Synced:   rc.Synced(),
+		Registry: reg,
+		Metrics:  rec.Handler(log),
+		Wakes:    rec,
+		Token:    cfg.AdminToken,
+		Version:  versionString(),
+		Log:      log,
 	})
+	if cfg.AdminToken == "" {
+		log.Info("admin API is read-only: set --admin-token to enable wake and sleep")
+	}
+	log.Info("admin listening", "addr", adminLn.Addr().String())
+	g.Go(func() error { return serveAdmin(gctx, adminLn, adminHandler) })
 	return g.Wait()
 }
 

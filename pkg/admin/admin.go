@@ -1,30 +1,125 @@
 // Package admin serves sleeper's admin listener (--admin-addr): health,
 // metrics, the containers API and the status page. It never proxies.
+//
+// Policy: reading is open (the listener is meant for a private network or
+// loopback, like Traefik's dashboard port); changing anything (wake, sleep)
+// needs the bearer token of --admin-token and is off, with 403, when no token
+// is configured. Only containers sleeper manages can be targeted. API errors
+// are JSON objects {"error": "..."}.
 package admin
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"log/slog"
 	"net/http"
+	"time"
+
+	"sleeper/pkg/watcher"
 )
+
+// Registry is what the admin listener needs of watcher.Registry.
+type Registry interface {
+	// List returns every known container, managed or not, sorted by name.
+	List() []watcher.Info
+	// Get returns the watcher of a managed container, or nil.
+	Get(name string) *watcher.Watcher
+}
+
+// WakeCounter reports how many times a container woke; the metrics recorder
+// has it. Optional: without it the status page has no wakes column.
+type WakeCounter interface {
+	Wakes(container string) uint64
+}
 
 // Config builds the admin handler.
 type Config struct {
 	// Synced is closed once the first discovery has finished; /healthz says
 	// "starting" until then but still answers 200, because sleeper is alive.
 	Synced <-chan struct{}
+	// Registry lists and finds containers. Without it only /healthz and
+	// /metrics are served.
+	Registry Registry
+	// Metrics serves GET /metrics; nil leaves it out.
+	Metrics http.Handler
+	// Wakes counts wakes for the status page; may be nil.
+	Wakes WakeCounter
+	// Token is --admin-token. Empty turns the mutating API off (403).
+	Token string
+	// Version is shown at the foot of the status page.
+	Version string
+	Log     *slog.Logger
+	// Now is the clock for "idle time left"; time.Now when nil.
+	Now func() time.Time
+}
+
+// server holds what the handlers share.
+type server struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	// tokenHash is the SHA-256 of the token, nil when none is configured.
+	// Comparing fixed-size hashes keeps the compare constant-time even in
+	// the token's length, which subtle.ConstantTimeCompare alone leaks.
+	tokenHash []byte
 }
 
 // NewHandler returns the admin mux.
 func NewHandler(cfg Config) http.Handler {
+	s := &server{cfg: cfg, log: cfg.Log, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		s.tokenHash = sum[:]
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		rw.Header().Set("Cache-Control", "no-store")
-		select {
-		case <-cfg.Synced:
-			_, _ = rw.Write([]byte("ok\n"))
-		default:
-			_, _ = rw.Write([]byte("starting\n"))
-		}
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Registry != nil {
+		mux.HandleFunc("GET /{$}", s.statusPage)
+		mux.HandleFunc("GET /api/containers", s.listContainers)
+		mux.HandleFunc("GET /api/containers/{name}", s.getContainer)
+		mux.HandleFunc("POST /api/containers/{name}/wake", s.authorize(s.wake))
+		mux.HandleFunc("POST /api/containers/{name}/sleep", s.authorize(s.sleep))
+		mux.HandleFunc("/api/", func(rw http.ResponseWriter, r *http.Request) {
+			writeError(rw, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		})
+	}
 	return mux
+}
+
+func (s *server) healthz(rw http.ResponseWriter, _ *http.Request) {
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	select {
+	case <-s.cfg.Synced:
+		_, _ = rw.Write([]byte("ok\n"))
+	default:
+		_, _ = rw.Write([]byte("starting\n"))
+	}
+}
+
+// errorBody is every API error on the wire.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeError(rw http.ResponseWriter, code int, msg string) {
+	writeJSON(rw, code, errorBody{Error: msg})
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Header().Set("Cache-Control", "no-store")
+	rw.WriteHeader(code)
+	enc := json.NewEncoder(rw)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

@@ -5,7 +5,8 @@ import "time"
 // Recorder receives what watchers do, for metrics. Implementations must be
 // safe for concurrent use and cheap: Request and Activity sit on the hot path.
 type Recorder interface {
-	// Wake records a finished wake; result is "success", "timeout" or "error".
+	// Wake records a finished wake; result is "success", "timeout", "error"
+	// or "cancelled" (sleeper shut down during the wake).
 	Wake(container, result string, d time.Duration)
 	// Sleep records a container put to sleep; reason is "idle", "api" or "external".
 	Sleep(container, method, reason string)

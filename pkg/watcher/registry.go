@@ -68,9 +68,9 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		cfg.Recorder = NopRecorder{}
 	}
 	r := &Registry{
-		cfg:     cfg,
-		log:     cfg.Log,
-		rec:     cfg.Recorder,
+		cfg:         cfg,
+		log:         cfg.Log,
+		rec:         cfg.Recorder,
 		entries:     map[string]*entry{},
 		changed:     make(chan struct{}),
 		users:       map[string]map[string]bool{},
@@ -276,12 +276,21 @@ func (r *Registry) rebuildLocked() []*Watcher {
 	for _, name := range names {
 		e := r.entries[name]
 		if e.spec == nil {
+			if e.w != nil {
+				// The labels broke on a live container: it is no longer managed.
+				toClose = append(toClose, e.w)
+				e.w = nil
+			}
 			continue
 		}
 		err := rt.conflict(name, e.spec)
-		if cycle, ok := inCycle[name]; ok {
+		cycle, inOne := inCycle[name]
+		if inOne {
 			err = fmt.Errorf("label %s.%s: dependency cycle %s", r.prefix(), labels.KeyDependsOn, cycle)
 		}
+		// A cycle is a config error; a route conflict is not (every compose
+		// recreate has one for a moment).
+		r.rec.ConfigError(name, inOne)
 		if err != nil {
 			if e.err == nil || e.err.Error() != err.Error() {
 				r.log.Error("container not managed: route conflict", "container", name, "error", err)
@@ -339,11 +348,11 @@ type Routes struct {
 
 func newRoutes() *Routes {
 	return &Routes{
-		Hosts:     map[string]*Watcher{},
-		Wildcards: map[string]*Watcher{},
-		Listen:    map[uint16]*Watcher{},
-		Streams:   map[labels.Stream]*Watcher{},
-		ByName:    map[string]*Watcher{},
+		Hosts:      map[string]*Watcher{},
+		Wildcards:  map[string]*Watcher{},
+		Listen:     map[uint16]*Watcher{},
+		Streams:    map[labels.Stream]*Watcher{},
+		ByName:     map[string]*Watcher{},
 		owners:     map[string]string{},
 		deps:       map[string][]string{},
 		dependents: map[string][]string{},

@@ -89,6 +89,7 @@ func (w *Watcher) startSleepLocked(reason string) chan struct{} {
 	w.stopTimerLocked()
 	done := make(chan struct{})
 	w.sleepDone = done
+	w.sleepErr = nil
 	spec := w.spec.Load()
 	id := w.id
 	w.wg.Add(1)
@@ -98,6 +99,7 @@ func (w *Watcher) startSleepLocked(reason string) chan struct{} {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.sleepDone = nil
+		w.sleepErr = err
 		close(done)
 		if err != nil {
 			w.log.Error("sleep failed", "method", string(spec.StopMethod), "error", err)
@@ -148,8 +150,9 @@ func (w *Watcher) putToSleep(id string, spec *labels.Spec) error {
 }
 
 // Sleep puts the container to sleep now, whatever its idle time, and waits
-// until it is asleep. Requests in flight are not waited for: this is the
-// operator's explicit wish (the admin API's sleep).
+// until it is asleep; it returns the stop's error if that failed. Requests
+// in flight are not waited for: this is the operator's explicit wish (the
+// admin API's sleep).
 func (w *Watcher) Sleep(ctx context.Context, reason string) error {
 	w.mu.Lock()
 	var done chan struct{}
@@ -175,7 +178,9 @@ func (w *Watcher) Sleep(ctx context.Context, reason string) error {
 	}
 	select {
 	case <-done:
-		return nil
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.sleepErr
 	case <-ctx.Done():
 		return ctx.Err()
 	}

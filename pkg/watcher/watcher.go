@@ -81,6 +81,7 @@ type Watcher struct {
 	wake      *wakeOp       // the wake in progress, nil when none
 	lastWake  *wakeOp       // the most recent finished wake
 	sleepDone chan struct{} // closed when the sleep in progress ends; nil when none
+	sleepErr  error         // how the last sleep ended
 	timer     *time.Timer
 	changed   chan struct{}   // closed and replaced on every change
 	recent    []time.Duration // durations of the last successful wakes

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// env is a getenv over a fixed map.
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+// syncBuffer is a bytes.Buffer safe to read while run writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	t.Parallel()
+	tokenFile := writeFile(t, "  from-file\n")
+	tests := []struct {
+		name  string
+		args  []string
+		env   map[string]string
+		check func(c config) bool
+	}{
+		{"defaults", nil, nil, func(c config) bool {
+			return c.Addr == ":8080" && c.AdminAddr == ":9090" && c.LabelPrefix == "sleeper" &&
+				c.DefaultIdleTimeout == 15*time.Minute && c.MaxHeld == 1000 && c.AdminToken == ""
+		}},
+		{"env over default", nil, map[string]string{
+			"SLEEPER_ADMIN_ADDR": "127.0.0.1:9999", "SLEEPER_DEFAULT_IDLE_TIMEOUT": "90s", "SLEEPER_MAX_HELD": "5",
+		}, func(c config) bool {
+			return c.AdminAddr == "127.0.0.1:9999" && c.DefaultIdleTimeout == 90*time.Second && c.MaxHeld == 5
+		}},
+		{"flag over env", []string{"--max-held", "7", "--admin-token=flag"}, map[string]string{
+			"SLEEPER_MAX_HELD": "5", "SLEEPER_ADMIN_TOKEN": "env",
+		}, func(c config) bool { return c.MaxHeld == 7 && c.AdminToken == "flag" }},
+		{"token from env", nil, map[string]string{"SLEEPER_ADMIN_TOKEN": "env"},
+			func(c config) bool { return c.AdminToken == "env" }},
+		{"token from file, trimmed", []string{"--admin-token-file", tokenFile}, nil,
+			func(c config) bool { return c.AdminToken == "from-file" }},
+		{"token file from env", nil, map[string]string{"SLEEPER_ADMIN_TOKEN_FILE": tokenFile},
+			func(c config) bool { return c.AdminToken == "from-file" }},
+		{"DOCKER_HOST fallback", nil, map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
+			func(c config) bool { return c.DockerHost == "tcp://127.0.0.1:2375" }},
+		{"--docker-host over DOCKER_HOST", []string{"--docker-host", "unix:///x.sock"},
+			map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
+			func(c config) bool { return c.DockerHost == "unix:///x.sock" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if err == nil {
+				err = c.loadSecrets()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Errorf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestBadValuesExit2(t *testing.T) {
+	t.Parallel()
+	empty := writeFile(t, " \n")
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		wantIn string
+	}{
+		{"max-held zero", []string{"--max-held=0"}, nil, "--max-held=0: must be at least 1"},
+		{"negative idle", []string{"--default-idle-timeout=-1s"}, nil, "--default-idle-timeout=-1s"},
+		{"log format", []string{"--log-format=xml"}, nil, `--log-format="xml"`},
+		{"log level", []string{"--log-level=loud"}, nil, `--log-level="loud"`},
+		{"label prefix", []string{"--label-prefix=a b"}, nil, "--label-prefix"},
+		{"unknown flag", []string{"--nope"}, nil, "flag provided but not defined: -nope"},
+		{"not a duration", []string{"--default-idle-timeout=soon"}, nil, "default-idle-timeout"},
+		{"bad env", nil, map[string]string{"SLEEPER_MAX_HELD": "many"}, `SLEEPER_MAX_HELD="many"`},
+		{"stray argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+		{"token twice", []string{"--admin-token=a", "--admin-token-file=/x"}, nil, "set only one"},
+		{"token file missing", []string{"--admin-token-file=/nonexistent/token"}, nil, "--admin-token-file"},
+		{"token file empty", []string{"--admin-token-file", empty}, nil, "the file is empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), tt.args, env(tt.env), &stdout, &stderr)
+			if code != 2 {
+				t.Fatalf("exit code %d, want 2 (stderr: %s)", code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantIn) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.wantIn)
+			}
+		})
+	}
+}
+
+func TestHelpExits0(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	if code := run(t.Context(), []string{"-h"}, env(nil), io.Discard, &stderr); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if !strings.Contains(stderr.String(), "-admin-token-file") {
+		t.Errorf("usage lacks --admin-token-file:\n%s", stderr.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	var stdout bytes.Buffer
+	if code := run(t.Context(), []string{"version"}, env(nil), &stdout, io.Discard); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if !strings.HasPrefix(stdout.String(), "sleeper ") || !strings.HasSuffix(stdout.String(), "\n") {
+		t.Errorf("version printed %q", stdout.String())
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func healthcheckCode(t *testing.T, getenv func(string) string, args ...string) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	code := run(t.Context(), append([]string{"healthcheck"}, args...), getenv, io.Discard, &stderr)
+	return code, stderr.String()
+}
+
+func TestHealthcheckFailures(t *testing.T) {
+	t.Parallel()
+	unhealthy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(unhealthy.Close)
+	tests := []struct {
+		name     string
+		addr     string
+		wantCode int
+	}{
+		{"nothing listens", freeAddr(t), 1},
+		{"not 200", strings.TrimPrefix(unhealthy.URL, "http://"), 1},
+		{"bad address", "no-port", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if code, stderr := healthcheckCode(t, env(nil), "--admin-addr", tt.addr); code != tt.wantCode {
+				t.Fatalf("exit code %d (%s), want %d", code, stderr, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestServe runs the whole program in-process against the local Docker
+// engine, with a random label prefix so that it manages nothing, and checks
+// the admin listener, healthcheck and shutdown on cancel.
+func TestServe(t *testing.T) {
+	adminAddr := freeAddr(t)
+	token := rand.Text()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", adminAddr,
+			"--label-prefix", "sleepertest" + randomHex(t)},
+			env(map[string]string{"SLEEPER_ADMIN_TOKEN": token}), io.Discard, &stderr)
+	}()
+
+	// The admin listener answers /healthz (200 "starting") even before the
+	// engine does, so this works with or without Docker.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, msg := healthcheckCode(t, env(map[string]string{"SLEEPER_ADMIN_ADDR": adminAddr}))
+		if code == 0 {
+			break
+		}
+		select {
+		case c := <-done:
+			t.Fatalf("sleeper exited with %d before answering:\n%s", c, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthcheck never passed: %s\n%s", msg, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	base := "http://" + adminAddr
+	for path, want := range map[string]string{
+		"/metrics":        "sleeper_build_info{",
+		"/api/containers": "[]",
+		"/":               "<title>sleeper</title>",
+	} {
+		if body := get(t, base+path); !strings.Contains(body, want) {
+			t.Errorf("GET %s lacks %q:\n%s", path, want, body)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/containers/nope/wake", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("authorized wake of an unknown container: %d, want 404 (token not wired?)", resp.StatusCode)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Error("the admin token appears in the log")
+	}
+
+	// SIGTERM: main cancels the context; run must return 0 promptly.
+	start := time.Now()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d after cancel, want 0:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return within 15s of cancel:\n%s", stderr.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %v, want well under 5s", took)
+	}
+	if code, _ := healthcheckCode(t, env(nil), "--admin-addr", adminAddr); code != 1 {
+		t.Errorf("healthcheck after shutdown exited %d, want 1", code)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+func randomHex(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}

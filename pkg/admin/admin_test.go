@@ -1,0 +1,220 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sleeper/pkg/labels"
+	"sleeper/pkg/watcher"
+)
+
+const testToken = "s3cret-token"
+
+// fakeRuntime is an in-memory engine: Start makes a container running at
+// once (its app is whatever its upstream label points at), Stop stops it.
+type fakeRuntime struct {
+	watcher.Runtime // unimplemented methods panic
+
+	mu       sync.Mutex
+	byID     map[string]watcher.Container
+	startErr error
+	calls    map[string]int
+}
+
+func newFakeRuntime() *fakeRuntime {
+	return &fakeRuntime{byID: map[string]watcher.Container{}, calls: map[string]int{}}
+}
+
+func (f *fakeRuntime) add(c watcher.Container) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byID[c.ID] = c
+}
+
+func (f *fakeRuntime) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+func (f *fakeRuntime) Inspect(_ context.Context, ref string) (watcher.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, c := range f.byID {
+		if id == ref || c.Name == ref {
+			return c, nil
+		}
+	}
+	return watcher.Container{}, watcher.ErrNotFound
+}
+
+func (f *fakeRuntime) set(op, id string, status watcher.Status) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[op]++
+	if op == "start" && f.startErr != nil {
+		return f.startErr
+	}
+	c := f.byID[id]
+	c.Status = status
+	if status == watcher.StatusRunning {
+		c.StartedAt = time.Now()
+	} else {
+		c.FinishedAt = time.Now()
+	}
+	f.byID[id] = c
+	return nil
+}
+
+func (f *fakeRuntime) Start(_ context.Context, id string) error {
+	return f.set("start", id, watcher.StatusRunning)
+}
+
+func (f *fakeRuntime) Stop(_ context.Context, id string, _ watcher.StopOptions) error {
+	return f.set("stop", id, watcher.StatusStopped)
+}
+
+// app is an upstream that answers every request.
+func app(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(rw, "hello")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// deadUpstream is an address nothing listens on: a wake to it never gets
+// ready and times out.
+func deadUpstream(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return "http://" + addr
+}
+
+// container builds a stopped, labelled container.
+func container(name, upstream string, extra ...string) watcher.Container {
+	l := map[string]string{
+		"sleeper.enable":       "true",
+		"sleeper.hosts":        name + ".localhost",
+		"sleeper.upstream":     upstream,
+		"sleeper.wake_timeout": "5s",
+		"sleeper.idle_timeout": "1h",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		l["sleeper."+extra[i]] = extra[i+1]
+	}
+	return watcher.Container{
+		ID: "id-" + name, Name: name, Labels: l, Created: time.Now(), Status: watcher.StatusStopped,
+	}
+}
+
+// fixture is an admin server over a real registry.
+type fixture struct {
+	srv *httptest.Server
+	reg *watcher.Registry
+	rt  *fakeRuntime
+}
+
+func newFixture(t *testing.T, cfg Config, cs ...watcher.Container) *fixture {
+	t.Helper()
+	rt := newFakeRuntime()
+	log := slog.New(slog.DiscardHandler)
+	reg := watcher.NewRegistry(watcher.RegistryConfig{
+		Runtime: rt,
+		Log:     log,
+		Labels:  labels.Options{Prefix: "sleeper", DefaultIdleTimeout: time.Hour},
+	})
+	t.Cleanup(reg.Close)
+	for _, c := range cs {
+		rt.add(c)
+		reg.Apply(c)
+	}
+	cfg.Registry = reg
+	cfg.Log = log
+	srv := httptest.NewServer(NewHandler(cfg))
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, reg: reg, rt: rt}
+}
+
+// do sends a request and returns the status, headers and body.
+func (f *fixture) do(t *testing.T, method, path, auth string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+// apiError decodes an API error body, failing when it is not one.
+func apiError(t *testing.T, body string) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
+		t.Fatalf("not a JSON error body: %q (%v)", body, err)
+	}
+	return e.Error
+}
+
+func TestHealthz(t *testing.T) {
+	t.Parallel()
+	synced := make(chan struct{})
+	f := newFixture(t, Config{Synced: synced})
+	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 200 || body != "starting\n" {
+		t.Fatalf("before sync: %d %q, want 200 starting", code, body)
+	}
+	close(synced)
+	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 200 || body != "ok\n" {
+		t.Fatalf("after sync: %d %q, want 200 ok", code, body)
+	}
+}
+
+func TestMetricsRoute(t *testing.T) {
+	t.Parallel()
+	metrics := http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(rw, "sleeper_build_info 1\n")
+	})
+	f := newFixture(t, Config{Metrics: metrics})
+	if code, _, body := f.do(t, "GET", "/metrics", ""); code != 200 || !strings.Contains(body, "sleeper_build_info") {
+		t.Fatalf("/metrics: %d %q", code, body)
+	}
+}
+
+func TestUnknownAPIPathIsJSON(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	code, _, body := f.do(t, "GET", "/api/nope", "")
+	if code != http.StatusNotFound {
+		t.Fatalf("status %d, want 404", code)
+	}
+	apiError(t, body)
+}

@@ -1,0 +1,245 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"sleeper/pkg/labels"
+	"sleeper/pkg/watcher"
+)
+
+// StateUnmanaged is the state of a container sleeper knows but does not
+// manage (broken labels, a route another container owns). It is not a
+// watcher state: such a container has no watcher.
+const StateUnmanaged = "unmanaged"
+
+// ProviderDocker is the provider of every container today; Proxmox stubs
+// will report "proxmox".
+const ProviderDocker = "docker"
+
+// Container is one container on the wire (GET /api/containers). It is kept
+// apart from watcher.Info so that the JSON stays stable when the watcher's
+// internals change. Times are RFC 3339 in UTC, null when unknown or not
+// applicable; Error is "" when all is well.
+type Container struct {
+	Name         string     `json:"name"`
+	ID           string     `json:"id"`
+	Provider     string     `json:"provider"`
+	State        string     `json:"state"`
+	Hosts        []string   `json:"hosts"`
+	IdleTimeout  string     `json:"idle_timeout"`
+	LastActivity *time.Time `json:"last_activity"`
+	SleepsAt     *time.Time `json:"sleeps_at"`
+	LastWakeMS   *int64     `json:"last_wake_ms"`
+	Error        string     `json:"error"`
+}
+
+// ActionResult answers a wake or a sleep.
+type ActionResult struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// WakeMS is how long the wake took; 0 when the container was already
+	// ready. Absent on a sleep.
+	WakeMS *int64 `json:"wake_ms,omitempty"`
+}
+
+// toContainer converts the watcher's view into the wire type.
+func toContainer(info watcher.Info) Container {
+	c := Container{
+		Name:     info.Name,
+		ID:       info.ID,
+		Provider: ProviderDocker,
+		State:    StateUnmanaged,
+		Hosts:    info.Hosts,
+		Error:    info.Error,
+	}
+	if c.Hosts == nil {
+		c.Hosts = []string{}
+	}
+	if info.Managed {
+		c.State = info.State.String()
+		c.IdleTimeout = info.IdleTimeout.String()
+	}
+	c.LastActivity = wireTime(info.LastActivity)
+	c.SleepsAt = wireTime(info.SleepsAt)
+	if info.LastWake > 0 {
+		ms := info.LastWake.Milliseconds()
+		c.LastWakeMS = &ms
+	}
+	return c
+}
+
+func wireTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Millisecond)
+	return &u
+}
+
+// list returns every container, sorted by name whatever the registry does.
+func (s *server) list() []watcher.Info {
+	infos := s.cfg.Registry.List()
+	slices.SortFunc(infos, func(a, b watcher.Info) int { return strings.Compare(a.Name, b.Name) })
+	return infos
+}
+
+func (s *server) listContainers(rw http.ResponseWriter, _ *http.Request) {
+	infos := s.list()
+	out := make([]Container, 0, len(infos))
+	for _, info := range infos {
+		out = append(out, toContainer(info))
+	}
+	writeJSON(rw, http.StatusOK, out)
+}
+
+func (s *server) getContainer(rw http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	for _, info := range s.cfg.Registry.List() {
+		if info.Name == name {
+			writeJSON(rw, http.StatusOK, toContainer(info))
+			return
+		}
+	}
+	writeError(rw, http.StatusNotFound, fmt.Sprintf("unknown container %q", name))
+}
+
+// authorize guards the mutating endpoints with the bearer token.
+func (s *server) authorize(next http.HandlerFunc) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		if s.tokenHash == nil {
+			writeError(rw, http.StatusForbidden, "mutating API disabled: set --admin-token")
+			return
+		}
+		token, ok := bearerToken(r.Header.Get("Authorization"))
+		sum := sha256.Sum256([]byte(token))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash) != 1 {
+			s.log.Warn("admin API: unauthorized request", "method", r.Method, "path", r.URL.Path,
+				"remote_addr", r.RemoteAddr)
+			rw.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(rw, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next(rw, r)
+	}
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header. The scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// managed returns the watcher a mutating call targets, or writes a 404
+// that names the container and, for a known but unmanaged one, why.
+func (s *server) managed(rw http.ResponseWriter, r *http.Request) *watcher.Watcher {
+	name := r.PathValue("name")
+	if w := s.cfg.Registry.Get(name); w != nil {
+		return w
+	}
+	for _, info := range s.cfg.Registry.List() {
+		if info.Name == name {
+			writeError(rw, http.StatusNotFound, fmt.Sprintf("container %q is not managed: %s", name, info.Error))
+			return nil
+		}
+	}
+	writeError(rw, http.StatusNotFound, fmt.Sprintf("unknown container %q", name))
+	return nil
+}
+
+// wake makes the container ready and waits for it, within its wake_timeout,
+// answering like the proxy would: 504 on a timeout, 502 on a failed wake.
+func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
+	w := s.managed(rw, r)
+	if w == nil {
+		return
+	}
+	timeout := w.Spec().WakeTimeout
+	if timeout <= 0 {
+		timeout = labels.DefaultWakeTimeout // labels never yield 0; a hand-built spec might
+	}
+	ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, watcher.ErrWakeTimeout)
+	defer cancel()
+	s.log.Info("admin API: wake", "container", w.Name(), "remote_addr", r.RemoteAddr)
+	dur, err := w.Wait(ctx)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the client left; nobody to answer
+		}
+		code, msg := wakeFailure(w, err)
+		writeError(rw, code, msg)
+		return
+	}
+	ms := dur.Milliseconds()
+	writeJSON(rw, http.StatusOK, ActionResult{Name: w.Name(), State: w.State().String(), WakeMS: &ms})
+}
+
+// wakeFailure maps a wake error to a status and a one-line reason, the way
+// the proxy does for held requests.
+func wakeFailure(w *watcher.Watcher, err error) (int, string) {
+	name := w.Name()
+	if errors.Is(err, watcher.ErrWakeTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout, fmt.Sprintf("%s did not wake within %s", name, w.Spec().WakeTimeout)
+	}
+	msg := err.Error()
+	if we := (*watcher.WakeError)(nil); errors.As(err, &we) {
+		msg = fmt.Sprintf("%s failed to wake: %v", name, we.Err)
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return http.StatusBadGateway, msg
+}
+
+// sleepGrace is added to stop_timeout to bound an API sleep, the same margin
+// the watcher gives its own stop call.
+const sleepGrace = 30 * time.Second
+
+// sleep puts the container to sleep now, whatever its idle time.
+func (s *server) sleep(rw http.ResponseWriter, r *http.Request) {
+	w := s.managed(rw, r)
+	if w == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), w.Spec().StopTimeout+sleepGrace)
+	defer cancel()
+	s.log.Info("admin API: sleep", "container", w.Name(), "remote_addr", r.RemoteAddr)
+	err := w.Sleep(ctx, "api")
+	switch {
+	case r.Context().Err() != nil:
+		return
+	case errors.Is(err, watcher.ErrBusy):
+		writeError(rw, http.StatusConflict, fmt.Sprintf("%s is waking; try again when it is ready", w.Name()))
+		return
+	case errors.Is(err, watcher.ErrClosed):
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("container %q is gone", w.Name()))
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(rw, http.StatusGatewayTimeout, fmt.Sprintf("%s is still going to sleep", w.Name()))
+		return
+	case err != nil:
+		writeError(rw, http.StatusInternalServerError, fmt.Sprintf("sleep %s: %v", w.Name(), err))
+		return
+	}
+	// Sleep does not return the engine's error; a container that is still
+	// ready afterwards did not stop. Info takes the watcher's lock, so it
+	// sees the state the sleep left behind.
+	st := w.Info().State
+	if st == watcher.StateReady {
+		writeError(rw, http.StatusBadGateway, fmt.Sprintf("%s is still awake: the sleep failed (see sleeper's log)", w.Name()))
+		return
+	}
+	writeJSON(rw, http.StatusOK, ActionResult{Name: w.Name(), State: st.String()})
+}

@@ -1,0 +1,176 @@
+// Package metrics is the Prometheus implementation of watcher.Recorder.
+//
+// Ownership: a Recorder owns its own prometheus.Registry (never the global
+// default one), built in main and served by the admin listener. Nothing here
+// is package-level state.
+//
+// Policy: labels are bounded. The only per-container label is the container
+// name; IDs, paths and client addresses never become label values. Events
+// (wakes, sleeps, requests) are counted as they happen; values that are state
+// rather than events (the current state, active connections, last activity,
+// time asleep) are computed when Prometheus scrapes, so they are always exact
+// and cost nothing on the request path. Forget deletes every series of a
+// container, and late calls for a forgotten container (a request that was
+// still in flight when it went away) cannot bring its series back.
+//
+// Hot path: Request is one lock-free map load and one atomic add.
+package metrics
+
+import (
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/puzpuzpuz/xsync/v4"
+
+	"sleeper/pkg/watcher"
+)
+
+// Label names. Only "container" is per container, and it is the name.
+const (
+	labelContainer = "container"
+	labelResult    = "result"
+	labelMethod    = "method"
+	labelReason    = "reason"
+	labelState     = "state"
+	labelOutcome   = "outcome"
+)
+
+// Request outcomes the proxy reports. Their counters are created with the
+// container's series, so rate() sees zeros rather than missing series, and
+// cached, so Request does not build label values on every call.
+var outcomes = [...]string{"proxied", "loading_page", "held", "rejected", "error"}
+
+// Wake results created up front for the same reason. The watcher may also
+// report "cancelled" (sleeper shutting down); that series appears on first use.
+var wakeResults = [...]string{"success", "timeout", "error"}
+
+// wakeBuckets are the histogram buckets of sleeper_wake_duration_seconds:
+// from an unpause (about 10 ms) to a slow JVM or database start (2 min).
+var wakeBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120}
+
+// Source is what the scrape-time collector needs of the watcher registry:
+// a point-in-time summary of every container (watcher.Registry has it).
+type Source interface {
+	List() []watcher.Info
+}
+
+// Config builds a Recorder.
+type Config struct {
+	// Version is reported by sleeper_build_info.
+	Version string
+	// Now is the clock; time.Now when nil. Tests set it to measure time asleep.
+	Now func() time.Time
+}
+
+// Recorder records what watchers, the proxy and the reconciler do as
+// Prometheus metrics. It is safe for concurrent use.
+type Recorder struct {
+	reg *prometheus.Registry
+	now func() time.Time
+
+	wakes     *prometheus.CounterVec
+	wakeDur   *prometheus.HistogramVec
+	sleeps    *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	held      *prometheus.GaugeVec
+	reconnect prometheus.Counter
+
+	// series caches each container's per-call objects and holds its state.
+	series *xsync.Map[string, *series]
+	// scrape reads the registry when Prometheus scrapes; see Watch.
+	scrape *scrapeCollector
+}
+
+var _ watcher.Recorder = (*Recorder)(nil)
+
+// New returns a Recorder with its own registry, which also carries the Go
+// and process collectors and sleeper_build_info.
+func New(cfg Config) *Recorder {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	byContainer := []string{labelContainer}
+	r := &Recorder{
+		reg: prometheus.NewRegistry(),
+		now: now,
+		wakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sleeper_wakes_total",
+			Help: "Finished wakes by result (success, timeout, error, cancelled).",
+		}, []string{labelContainer, labelResult}),
+		wakeDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sleeper_wake_duration_seconds",
+			Help:    "Duration of successful wakes, from the first request to ready.",
+			Buckets: wakeBuckets,
+		}, byContainer),
+		sleeps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sleeper_sleeps_total",
+			Help: "Containers put to sleep, by stop method and reason (idle, api, external).",
+		}, []string{labelContainer, labelMethod, labelReason}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sleeper_requests_total",
+			Help: "HTTP requests by outcome (proxied, loading_page, held, rejected, error).",
+		}, []string{labelContainer, labelOutcome}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sleeper_held_requests",
+			Help: "Requests waiting for a wake right now.",
+		}, byContainer),
+		reconnect: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sleeper_docker_event_reconnects_total",
+			Help: "Times the Docker event stream was re-established after a loss.",
+		}),
+		series: xsync.NewMap[string, *series](),
+	}
+	r.scrape = newScrapeCollector(r)
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "sleeper_build_info",
+		Help:        "Always 1; the labels say which sleeper is running.",
+		ConstLabels: prometheus.Labels{"version": cfg.Version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	r.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo,
+		r.wakes, r.wakeDur, r.sleeps, r.requests, r.held, r.reconnect,
+		r.scrape,
+	)
+	return r
+}
+
+// Registry returns the registry the metrics live in, for tests and for
+// callers that want to add their own collectors.
+func (r *Recorder) Registry() *prometheus.Registry { return r.reg }
+
+// Handler returns the /metrics handler for the recorder's registry. Gather
+// errors are logged and the metrics that could be gathered are still served.
+func (r *Recorder) Handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
+// Watch makes the scrape-time metrics that only the registry knows
+// (sleeper_active_connections, sleeper_last_activity_timestamp_seconds) read
+// src. The registry is built with the recorder, so it is handed over after.
+func (r *Recorder) Watch(src Source) { r.scrape.src.Store(&src) }
+
+// Reconnect counts a re-established Docker event stream. It fits
+// watcher.ReconcilerConfig.OnReconnect.
+func (r *Recorder) Reconnect() { r.reconnect.Inc() }
+
+// Wakes returns how many times a container woke successfully since sleeper
+// started, for the status page.
+func (r *Recorder) Wakes(container string) uint64 {
+	s, ok := r.series.Load(container)
+	if !ok {
+		return 0
+	}
+	return s.wakesOK.Load()
+}

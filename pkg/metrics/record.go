@@ -1,0 +1,188 @@
+package metrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/puzpuzpuz/xsync/v4"
+
+	"sleeper/pkg/watcher"
+)
+
+// tombstoneTTL is how long a forgotten container's entry is kept to swallow
+// late calls. They come from requests that were in flight when the container
+// went away, which the registry releases at once when it closes the watcher,
+// so a minute is ample.
+const tombstoneTTL = time.Minute
+
+// series is what the recorder keeps per container: the cached objects of the
+// hot path, and the state the scrape-time collector reports.
+type series struct {
+	// Cached so that Request and Held build no label values. After Forget
+	// they are detached from their vectors: writing to them is harmless.
+	requests [len(outcomes)]prometheus.Counter
+	held     prometheus.Gauge
+	wakesOK  atomic.Uint64
+
+	mu     sync.Mutex
+	state  watcher.State
+	since  time.Time     // when state began
+	asleep time.Duration // past asleep stretches, the current one excluded
+	broken bool          // the labels are broken (ConfigError)
+	// forgotten is when Forget was called; zero while the container is known.
+	// Wake, Sleep and State check it under mu so that they cannot recreate
+	// series that Forget deleted.
+	forgotten time.Time
+}
+
+// newSeries creates a container's series. A watcher starts asleep and does
+// not report that first state, so neither does it need to here.
+func (r *Recorder) newSeries(name string) *series {
+	s := &series{
+		held:  r.held.WithLabelValues(name),
+		state: watcher.StateAsleep,
+		since: r.now(),
+	}
+	for i, o := range outcomes {
+		s.requests[i] = r.requests.WithLabelValues(name, o)
+	}
+	for _, res := range wakeResults {
+		r.wakes.WithLabelValues(name, res)
+	}
+	return s
+}
+
+// get returns the container's series, creating it on first use. The common
+// case is a single lock-free load.
+func (r *Recorder) get(name string) *series {
+	if s, ok := r.series.Load(name); ok {
+		return s
+	}
+	s, _ := r.series.LoadOrCompute(name, func() (*series, bool) { return r.newSeries(name), false })
+	return s
+}
+
+// Request implements watcher.Recorder. It is on the hot path: one map load
+// and one atomic add, no allocation for the outcomes the proxy reports.
+func (r *Recorder) Request(container, outcome string) {
+	s := r.get(container)
+	for i := range outcomes {
+		if outcomes[i] == outcome {
+			s.requests[i].Inc()
+			return
+		}
+	}
+	// An outcome this package does not know yet: still counted, the slow way.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forgotten.IsZero() {
+		r.requests.WithLabelValues(container, outcome).Inc()
+	}
+}
+
+// Held implements watcher.Recorder.
+func (r *Recorder) Held(container string, n int) {
+	r.get(container).held.Set(float64(n))
+}
+
+// Wake implements watcher.Recorder. Only successful wakes feed the duration
+// histogram: a timeout would record wake_timeout itself, and failures are
+// counted by result in sleeper_wakes_total.
+func (r *Recorder) Wake(container, result string, d time.Duration) {
+	s := r.get(container)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.forgotten.IsZero() {
+		return
+	}
+	r.wakes.WithLabelValues(container, result).Inc()
+	if result == "success" {
+		r.wakeDur.WithLabelValues(container).Observe(d.Seconds())
+		s.wakesOK.Add(1)
+	}
+}
+
+// Sleep implements watcher.Recorder. A container stopped or paused by hand is
+// reported without a method; it is recorded as method="unknown" because an
+// empty label value reads as a missing label in PromQL.
+func (r *Recorder) Sleep(container, method, reason string) {
+	if method == "" {
+		method = "unknown"
+	}
+	s := r.get(container)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.forgotten.IsZero() {
+		return
+	}
+	r.sleeps.WithLabelValues(container, method, reason).Inc()
+}
+
+// State implements watcher.Recorder. It closes the current asleep stretch
+// when the container leaves StateAsleep, for sleeper_asleep_seconds_total.
+func (r *Recorder) State(container string, _, to watcher.State) {
+	s := r.get(container)
+	now := r.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.forgotten.IsZero() || s.state == to {
+		return
+	}
+	if s.state == watcher.StateAsleep {
+		s.asleep += now.Sub(s.since)
+	}
+	s.state, s.since = to, now
+}
+
+// ConfigError implements watcher.Recorder. The registry calls it on every
+// Apply, before the container has a watcher, so it is also where a container
+// that was forgotten and comes back (a recreate) gets fresh series.
+func (r *Recorder) ConfigError(container string, broken bool) {
+	s, _ := r.series.Compute(container, func(old *series, loaded bool) (*series, xsync.ComputeOp) {
+		if loaded && !old.isForgotten() {
+			return old, xsync.CancelOp
+		}
+		return r.newSeries(container), xsync.UpdateOp
+	})
+	s.mu.Lock()
+	s.broken = broken
+	s.mu.Unlock()
+}
+
+func (s *series) isForgotten() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.forgotten.IsZero()
+}
+
+// Forget implements watcher.Recorder: every series of the container goes.
+// The entry stays a while as a tombstone so that late calls are dropped
+// instead of recreating what was just deleted.
+func (r *Recorder) Forget(container string) {
+	now := r.now()
+	match := prometheus.Labels{labelContainer: container}
+	// Inside Compute, so that a ConfigError for the same name (a recreate)
+	// runs wholly before or after. Mark first, then delete: a concurrent
+	// Wake either finished before the mark (its series is deleted here) or
+	// sees the mark and records nothing.
+	r.series.Compute(container, func(s *series, loaded bool) (*series, xsync.ComputeOp) {
+		if loaded {
+			s.mu.Lock()
+			s.forgotten = now
+			s.mu.Unlock()
+		}
+		r.wakes.DeletePartialMatch(match)
+		r.wakeDur.DeletePartialMatch(match)
+		r.sleeps.DeletePartialMatch(match)
+		r.requests.DeletePartialMatch(match)
+		r.held.DeletePartialMatch(match)
+		return s, xsync.CancelOp
+	})
+	r.series.DeleteMatching(func(_ string, s *series) (bool, bool) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return !s.forgotten.IsZero() && now.Sub(s.forgotten) > tombstoneTTL, false
+	})
+}
