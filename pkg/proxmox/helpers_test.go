@@ -1,0 +1,99 @@
+package proxmox
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sleeper/pkg/proxmox/pvefake"
+)
+
+// The fake LXC's address: all of 127.0.0.0/8 is loopback on Linux.
+var guestAddr = netip.MustParseAddr("127.0.0.2")
+
+// logBuffer is a slog destination tests can read while others write.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
+
+func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+	t.Helper()
+	b := &logBuffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+// newFake starts a fake with fast defaults (tests wait milliseconds, not
+// pveproxy's 3 s) and one stopped LXC, 101 on pve1.
+func newFake(t *testing.T, cfg pvefake.Config) *pvefake.Server {
+	t.Helper()
+	if cfg.UnauthorizedDelay == 0 {
+		cfg.UnauthorizedDelay = 5 * time.Millisecond
+	}
+	if cfg.TaskDelay == 0 {
+		cfg.TaskDelay = 20 * time.Millisecond
+	}
+	f := pvefake.New(cfg)
+	t.Cleanup(f.Close)
+	f.AddLXC("pve1", 101, "jellyfin", guestAddr)
+	return f
+}
+
+// newClient returns a client of the fake that pins its certificate; mod
+// may change the config first.
+func newClient(t *testing.T, f *pvefake.Server, mod func(*Config)) *Client {
+	t.Helper()
+	log, _ := testLogger(t)
+	cfg := Config{
+		URL: f.URL(), TokenID: f.TokenID(), Secret: f.Secret(),
+		Fingerprint: f.Fingerprint(), Log: log,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		wait := time.NewTimer(5 * time.Millisecond)
+		<-wait.C
+	}
+}

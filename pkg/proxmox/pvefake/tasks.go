@@ -1,0 +1,116 @@
+package pvefake
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// task is one PVE worker task. It runs for TaskDelay, then does its work
+// (which flips the guest's state) and records the exit status.
+type task struct {
+	upid    string
+	node    string
+	typ     string // vzstart, vzshutdown, vzstop
+	vmid    int
+	user    string // "user@realm!tokenid", as in the UPID
+	pid     int
+	pstart  int64
+	start   time.Time
+	running bool
+	exit    string
+	timer   *time.Timer
+}
+
+// startTaskLocked creates a task and schedules its work. Callers hold s.mu.
+func (s *Server) startTaskLocked(node, typ string, vmid int, user string, work func() string) string {
+	s.pid++
+	now := time.Now()
+	t := &task{
+		node: node, typ: typ, vmid: vmid, user: user, start: now, running: true,
+		pid: 0x10000 + s.pid,
+		// pstart is the worker's start in clock ticks since boot.
+		pstart: 0x00C0FFEE + int64(s.pid)*100,
+	}
+	// PVE's format: UPID:node:pid:pstart:starttime:type:id:user: with the
+	// three numbers in upper-case hex, pid and pstart padded to 8.
+	t.upid = fmt.Sprintf("UPID:%s:%08X:%08X:%08X:%s:%d:%s:", node, t.pid, t.pstart, now.Unix(), typ, vmid, user)
+	s.tasks[t.upid] = t
+	finish := func() {
+		defer s.wg.Done()
+		exit := work()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		t.running, t.exit = false, exit
+	}
+	if s.closed {
+		return t.upid // a closed server finishes nothing
+	}
+	s.wg.Add(1)
+	if s.cfg.TaskDelay < 0 {
+		go finish()
+	} else {
+		t.timer = time.AfterFunc(s.cfg.TaskDelay, finish)
+	}
+	return t.upid
+}
+
+// taskJSON is the task's status as PVE reports it: a token's tasks carry
+// the user and the token apart.
+func (t *task) json() map[string]any {
+	user, token, _ := strings.Cut(t.user, "!")
+	m := map[string]any{
+		"upid": t.upid, "node": t.node, "pid": t.pid, "pstart": t.pstart,
+		"starttime": t.start.Unix(), "type": t.typ, "id": strconv.Itoa(t.vmid),
+		"user": user, "status": "running",
+	}
+	if token != "" {
+		m["tokenid"] = token
+	}
+	if !t.running {
+		m["status"] = "stopped"
+		m["exitstatus"] = t.exit
+	}
+	return m
+}
+
+func (s *Server) startWork(g *guest) func() string {
+	return func() string {
+		s.mu.Lock()
+		fail := g.failStart
+		s.mu.Unlock()
+		if fail != "" {
+			return fail
+		}
+		if err := s.transition(g, true); err != nil {
+			return fmt.Sprintf("startup for container '%d' failed: %v", g.vmid, err)
+		}
+		return "OK"
+	}
+}
+
+// shutdownWork mirrors PVE's vm_shutdown: lxc-stop with a timeout, and with
+// forceStop a kill when that fails, which ends the task with a warning.
+func (s *Server) shutdownWork(g *guest, timeout int, force bool) func() string {
+	return func() string {
+		s.mu.Lock()
+		hang := g.hangShutdown
+		s.mu.Unlock()
+		if hang && !force {
+			return fmt.Sprintf("command 'lxc-stop -n %d --timeout %d' failed: exit code 1", g.vmid, timeout)
+		}
+		_ = s.transition(g, false)
+		if hang {
+			return "WARNINGS: 1"
+		}
+		return "OK"
+	}
+}
+
+func (s *Server) stopWork(g *guest) func() string {
+	return func() string {
+		_ = s.transition(g, false)
+		return "OK"
+	}
+}
