@@ -30,6 +30,14 @@ type config struct {
 	// from the file --admin-token-file names (Docker secrets).
 	AdminToken     string
 	AdminTokenFile string
+	// Proxmox: without a URL, stub containers are a label error.
+	ProxmoxURL         string
+	ProxmoxTokenID     string
+	ProxmoxSecret      string
+	ProxmoxSecretFile  string
+	ProxmoxCAFile      string
+	ProxmoxFingerprint string
+	ProxmoxInsecureTLS bool
 }
 
 // envName maps a flag name to its environment variable.
@@ -53,6 +61,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "read --admin-token from this file, trimmed (for Docker secrets)")
+	fs.StringVar(&c.ProxmoxURL, "proxmox-url", "", "Proxmox VE API, https://host:8006; enables LXC stub containers")
+	fs.StringVar(&c.ProxmoxTokenID, "proxmox-token-id", "", "PVE API token id, user@realm!tokenid")
+	fs.StringVar(&c.ProxmoxSecret, "proxmox-secret", "", "PVE API token secret (prefer the env var or --proxmox-secret-file)")
+	fs.StringVar(&c.ProxmoxSecretFile, "proxmox-secret-file", "", "read --proxmox-secret from this file, trimmed")
+	fs.StringVar(&c.ProxmoxCAFile, "proxmox-ca-file", "", "PEM CA to verify PVE's certificate (default: system roots)")
+	fs.StringVar(&c.ProxmoxFingerprint, "proxmox-fingerprint", "", "pin the SHA-256 fingerprint of PVE's certificate")
+	fs.BoolVar(&c.ProxmoxInsecureTLS, "proxmox-insecure-tls", false, "do not verify PVE's certificate (logged as a warning)")
 
 	var envErrs []error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -98,6 +113,18 @@ func (c config) validate() error {
 		// Two sources for one secret: refuse rather than guess which wins.
 		errs = append(errs, errors.New("--admin-token and --admin-token-file: set only one"))
 	}
+	if c.ProxmoxSecret != "" && c.ProxmoxSecretFile != "" {
+		errs = append(errs, errors.New("--proxmox-secret and --proxmox-secret-file: set only one"))
+	}
+	if c.ProxmoxURL == "" && (c.ProxmoxTokenID != "" || c.ProxmoxSecret != "" || c.ProxmoxSecretFile != "") {
+		errs = append(errs, errors.New("--proxmox-token-id/--proxmox-secret without --proxmox-url"))
+	}
+	if c.ProxmoxURL != "" && c.ProxmoxTokenID == "" {
+		errs = append(errs, fmt.Errorf("--proxmox-url=%s: needs --proxmox-token-id", c.ProxmoxURL))
+	}
+	if c.ProxmoxURL != "" && c.ProxmoxSecret == "" && c.ProxmoxSecretFile == "" {
+		errs = append(errs, fmt.Errorf("--proxmox-url=%s: needs --proxmox-secret or --proxmox-secret-file", c.ProxmoxURL))
+	}
 	return errors.Join(errs...)
 }
 
@@ -105,16 +132,24 @@ func (c config) validate() error {
 // parseConfig so that `sleeper healthcheck`, which shares the flags, never
 // needs to read them.
 func (c *config) loadSecrets() error {
-	if c.AdminTokenFile == "" {
+	if err := readSecret("--admin-token-file", c.AdminTokenFile, &c.AdminToken); err != nil {
+		return err
+	}
+	return readSecret("--proxmox-secret-file", c.ProxmoxSecretFile, &c.ProxmoxSecret)
+}
+
+// readSecret sets *dst from the trimmed contents of file, when file is set.
+func readSecret(flagName, file string, dst *string) error {
+	if file == "" {
 		return nil
 	}
-	b, err := os.ReadFile(c.AdminTokenFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("--admin-token-file: %w", err)
+		return fmt.Errorf("%s: %w", flagName, err)
 	}
-	c.AdminToken = strings.TrimSpace(string(b))
-	if c.AdminToken == "" {
-		return fmt.Errorf("--admin-token-file=%s: the file is empty", c.AdminTokenFile)
+	*dst = strings.TrimSpace(string(b))
+	if *dst == "" {
+		return fmt.Errorf("%s=%s: the file is empty", flagName, file)
 	}
 	return nil
 }

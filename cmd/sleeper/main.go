@@ -88,6 +88,10 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// One recorder for the whole process: the registry, its watchers, the
 	// proxy and the reconciler report to it; the admin listener serves it.
 	rec := metrics.New(metrics.Config{Version: versionString()})
+	pve, err := newProxmox(cfg, log)
+	if err != nil {
+		return err
+	}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime:  dk,
 		Log:      log,
@@ -99,6 +103,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		},
 		SelfNetworks: self,
 		Finder:       dk,
+		Proxmox:      pve.runtimes(),
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -128,6 +133,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
+	if pve != nil {
+		pve.onChange(func(node string, vmid int) {
+			for _, n := range reg.GuestNames(node, vmid) {
+				rc.Enqueue(n)
+			}
+		})
+		g.Go(func() error { return pve.poller.Run(gctx) })
+	}
 	adminHandler := admin.NewHandler(admin.Config{
 		Synced:   rc.Synced(),
 		Registry: reg,

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -55,7 +56,7 @@ func toContainer(info watcher.Info) Container {
 	c := Container{
 		Name:     info.Name,
 		ID:       info.ID,
-		Provider: ProviderDocker,
+		Provider: cmp.Or(info.Provider, ProviderDocker),
 		State:    StateUnmanaged,
 		Hosts:    info.Hosts,
 		Error:    info.Error,

@@ -56,6 +56,9 @@ type Handler struct {
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
 	// path builds nothing; a wake that changes the upstream replaces it.
 	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
+	// loading is the loading page and its endpoints (loading.go, sse.go);
+	// its zero value is ready to use.
+	loading loadingState
 }
 
 type upstreamProxy struct {
@@ -125,12 +128,17 @@ func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Requ
 		h.forward(w, rw, r)
 		return
 	}
+	// Not ready: wake_paths and the loading page decide before holding.
+	if h.answerAsleep(w, rw, r) {
+		return
+	}
 	h.hold(w, rw, r)
 }
 
-// reserved answers /.sleeper/ paths. The loading page's endpoints live here.
+// reserved answers /.sleeper/ paths: the loading page's events, status and
+// assets (loading.go); anything else there is 404.
 func (h *Handler) reserved(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
-	http.Error(rw, fmt.Sprintf("sleeper: unknown endpoint %q", r.URL.Path), http.StatusNotFound)
+	h.serveReserved(w, rw, r)
 }
 
 // hold waits for the container's wake and then forwards the request.

@@ -181,4 +181,9 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) {
 		return
 	}
 	r.cfg.Registry.Apply(c)
+	r.cfg.Registry.ObserveGuest(ctx, name)
 }
+
+// Enqueue asks for a container to be reconciled, for sources of change other
+// than Docker events (the Proxmox poller).
+func (r *Reconciler) Enqueue(name string) { r.q.add(name) }

@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,21 @@ type RegistryConfig struct {
 	// Finder looks up dependencies sleeper does not manage; nil means only
 	// managed containers can be dependencies.
 	Finder Finder
+	// Proxmox drives LXC guests for stub containers; nil means stub
+	// containers are a config error ("Proxmox support is not configured").
+	Proxmox GuestRuntimes
 }
+
+// GuestRuntimes hands out the runtime of one Proxmox LXC guest.
+type GuestRuntimes interface {
+	For(node string, vmid int) Runtime
+}
+
+// Providers, as the API shows them.
+const (
+	ProviderDocker  = "docker"
+	ProviderProxmox = "proxmox"
+)
 
 // Registry holds one entry per labelled container, keyed by name so that a
 // recreated container (new ID, same name) keeps its watcher and routes.
@@ -60,6 +75,8 @@ type entry struct {
 	// problems are errors a front door reported after the fact (a listen or
 	// stream port that cannot be bound), keyed by what failed.
 	problems map[string]string
+	// guestErr is why the stub's Proxmox guest could not be inspected.
+	guestErr string
 }
 
 // NewRegistry returns an empty registry.
@@ -108,8 +125,8 @@ func (r *Registry) Apply(c Container) {
 		r.Remove(c.Name)
 		return
 	}
-	if err == nil && spec.Proxmox != nil {
-		err = errors.New("proxmox labels are set but Proxmox support is not configured")
+	if err == nil && spec.Proxmox != nil && r.cfg.Proxmox == nil {
+		err = fmt.Errorf("label %s.%s: Proxmox support is not configured (set --proxmox-url)", r.prefix(), labels.KeyProxmoxNode)
 	}
 	r.mu.Lock()
 	e := r.entries[c.Name]
@@ -126,18 +143,72 @@ func (r *Registry) Apply(c Container) {
 		}
 	} else {
 		e.spec = &spec
-		if e.w != nil && !reflect.DeepEqual(*e.w.Spec(), spec) {
+		var moved []*Watcher
+		if e.w != nil && !reflect.DeepEqual(e.w.Spec().Proxmox, spec.Proxmox) {
+			// Another guest (or none): the runtime is fixed at New, rebuild.
+			moved, e.w = append(moved, e.w), nil
+		} else if e.w != nil && !reflect.DeepEqual(*e.w.Spec(), spec) {
 			e.w.Update(spec)
 		}
+		defer closeAll(moved)
 	}
 	r.rec.ConfigError(c.Name, err != nil)
 	toClose := r.rebuildLocked()
 	w := e.w
 	r.mu.Unlock()
 	closeAll(toClose)
-	if w != nil {
+	if w != nil && !isStub(e.spec) {
+		// A stub's own Docker state means nothing: its guest is observed
+		// through ObserveGuest.
 		w.Observe(c)
 	}
+}
+
+func isStub(spec *labels.Spec) bool { return spec != nil && spec.Proxmox != nil }
+
+// ObserveGuest inspects the Proxmox guest of a stub container and feeds the
+// watcher; it does nothing for other containers. A failure is logged once
+// per distinct reason and leaves the watcher as it was: a request still gets
+// a wake, which fails with the reason.
+func (r *Registry) ObserveGuest(ctx context.Context, name string) {
+	r.mu.Lock()
+	e := r.entries[name]
+	if e == nil || e.w == nil || !isStub(e.spec) {
+		r.mu.Unlock()
+		return
+	}
+	w, rt, prev := e.w, e.w.rt, e.guestErr
+	r.mu.Unlock()
+	c, err := rt.Inspect(ctx, "")
+	r.mu.Lock()
+	if e := r.entries[name]; e != nil {
+		e.guestErr = ""
+		if err != nil {
+			e.guestErr = err.Error()
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		if ctx.Err() == nil && err.Error() != prev {
+			r.log.Warn("proxmox guest not reachable", "container", name, "error", err)
+		}
+		return
+	}
+	w.Observe(c)
+}
+
+// GuestNames returns the stub containers that configure a Proxmox guest.
+func (r *Registry) GuestNames(node string, vmid int) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for n, e := range r.entries {
+		if isStub(e.spec) && e.spec.Proxmox.Node == node && e.spec.Proxmox.VMID == vmid {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Remove forgets a container that is gone or no longer labelled.
@@ -223,6 +294,9 @@ func (r *Registry) List() []Info {
 		if info.Error != "" {
 			errs = append(errs, info.Error)
 		}
+		if p.e.guestErr != "" {
+			errs = append(errs, p.e.guestErr)
+		}
 		for _, k := range slices.Sorted(maps.Keys(p.e.problems)) {
 			errs = append(errs, p.e.problems[k])
 		}
@@ -304,16 +378,23 @@ func (r *Registry) rebuildLocked() []*Watcher {
 		}
 		e.err = nil
 		if e.w == nil {
-			e.w = New(Config{
+			cfg := Config{
 				Name:         name,
 				Spec:         *e.spec,
 				Runtime:      r.cfg.Runtime,
+				Provider:     ProviderDocker,
 				Log:          r.log,
 				Recorder:     r.rec,
 				SelfNetworks: r.cfg.SelfNetworks,
 				Graph:        r,
-			})
-			e.w.Observe(e.container)
+			}
+			if p := e.spec.Proxmox; p != nil {
+				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.cfg.Proxmox.For(p.Node, p.VMID), ProviderProxmox, nil
+			}
+			e.w = New(cfg)
+			if !isStub(e.spec) {
+				e.w.Observe(e.container)
+			}
 			r.log.Info("watching container", "container", name, "hosts", e.spec.Hosts,
 				"idle_timeout", e.spec.IdleTimeout.String())
 		}

@@ -15,6 +15,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -47,6 +48,9 @@ type Config struct {
 	// Graph wakes dependencies and says when dependents are awake; nil for
 	// a watcher on its own.
 	Graph Graph
+	// Provider names the kind of workload for the API: ProviderDocker or
+	// ProviderProxmox.
+	Provider string
 }
 
 // Watcher drives one container between asleep and ready.
@@ -58,6 +62,7 @@ type Watcher struct {
 	selfNets []string
 	prober   *prober
 	graph    Graph
+	provider string
 
 	// Read on every request without a lock.
 	state        atomic.Int32
@@ -106,6 +111,7 @@ func New(cfg Config) *Watcher {
 		selfNets: cfg.SelfNetworks,
 		prober:   newProber(),
 		graph:    cfg.Graph,
+		provider: cmp.Or(cfg.Provider, ProviderDocker),
 		lifetime: lifetime,
 		cancel:   cancel,
 		changed:  make(chan struct{}),
@@ -326,6 +332,7 @@ func (w *Watcher) Close() {
 type Info struct {
 	Name         string
 	ID           string
+	Provider     string // ProviderDocker or ProviderProxmox; "" when not managed
 	State        State
 	Hosts        []string
 	IdleTimeout  time.Duration
@@ -346,6 +353,7 @@ func (w *Watcher) Info() Info {
 	info := Info{
 		Name:         w.name,
 		ID:           w.id,
+		Provider:     w.provider,
 		State:        w.State(),
 		Hosts:        spec.Hosts,
 		IdleTimeout:  spec.IdleTimeout,
