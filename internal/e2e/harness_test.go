@@ -23,6 +23,7 @@ import (
 
 	"sleeper/internal/dockertest"
 	"sleeper/pkg/labels"
+	"sleeper/pkg/proxmox/pvefake"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
 	"sleeper/pkg/watcher/docker"
@@ -64,6 +65,10 @@ type stackOptions struct {
 	domain  string
 	// dockerHost points sleeper at another engine address (a SocketProxy).
 	dockerHost string
+	// pve, when set, configures Proxmox support against this fake PVE with
+	// the given secret (the fake's own when empty).
+	pve       *pvefake.Server
+	pveSecret string
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -102,11 +107,19 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Finder: dk, Log: log,
+		Runtime: dk, Finder: dk, Log: log, Proxmox: guests,
 		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
+	if poller != nil {
+		poller.set(func(node string, vmid int) {
+			for _, n := range reg.GuestNames(node, vmid) {
+				rc.Enqueue(n)
+			}
+		})
+	}
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",
 		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
@@ -121,6 +134,9 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = rc.Run(ctx) })
 	wg.Go(func() { _ = srv.Run(ctx) })
+	if poller != nil {
+		wg.Go(func() { _ = poller.p.Run(ctx) })
+	}
 	var once sync.Once
 	s := &stack{
 		t: t, cli: cli, prefix: opt.prefix, base: "http://" + addr.String(), reg: reg, logs: logs,
