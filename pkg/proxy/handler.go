@@ -2,11 +2,13 @@
 // listen ports), built on httputil.ReverseProxy.
 //
 // Policy: a request for a ready container is forwarded at once (Acquire,
-// forward, Release: no lock). Any other request is held, body untouched,
-// until the shared wake of its container ends, within wake_timeout (504),
-// failing with 502 and a one-line reason, or refused with 503 and
-// Retry-After past --max-held. The proxy never starts or stops anything
-// itself; it asks the watcher.
+// forward, Release: no lock). For a container that is not ready, wake_paths
+// decides first (other paths get 503), then a browser navigation gets the
+// loading page while the wake runs in the background (loading.go, sse.go).
+// Any other request is held, body untouched, until the shared wake of its
+// container ends, within wake_timeout (504), failing with 502 and a
+// one-line reason, or refused with 503 and Retry-After past --max-held.
+// The proxy never starts or stops anything itself; it asks the watcher.
 package proxy
 
 import (
@@ -22,6 +24,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/puzpuzpuz/xsync/v4"
@@ -56,6 +59,10 @@ type Handler struct {
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
 	// path builds nothing; a wake that changes the upstream replaces it.
 	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
+	// closing is closed by Shutdown: long-lived event streams end then,
+	// while proxied requests are left to finish within the grace period.
+	closing     chan struct{}
+	closingOnce sync.Once
 	// loading is the loading page and its endpoints (loading.go, sse.go);
 	// its zero value is ready to use.
 	loading loadingState
@@ -89,8 +96,14 @@ func NewHandler(cfg Config) *Handler {
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented
 		},
 		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
+		closing: make(chan struct{}),
 	}
 }
+
+// Shutdown ends the event streams of loading pages (they would otherwise
+// hold a graceful shutdown for its whole grace period); browsers reconnect
+// to the next sleeper.
+func (h *Handler) Shutdown() { h.closingOnce.Do(func() { close(h.closing) }) }
 
 // ServeHTTP routes by Host.
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {

@@ -118,6 +118,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
 	defer cancel()
+	s.cfg.Handler.Shutdown()
 	err := main.Shutdown(shutdownCtx)
 	s.shutdownExtra()
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -67,6 +67,8 @@ func (h *Handler) serveEvents(w *watcher.Watcher, rw http.ResponseWriter, r *htt
 		}
 		s.flush()
 		select {
+		case <-h.closing:
+			return
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
