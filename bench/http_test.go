@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,7 +68,8 @@ func startNginx(t *testing.T, upstream, proxy string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// SIGTERM, not Kill: the master then stops its workers too.
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if resp, err := http.Get("http://" + proxy + "/"); err == nil {

@@ -335,3 +335,29 @@ func TestHugeBodyOnHeldRequest(t *testing.T) {
 		t.Fatalf("allocated %d MiB in this process for a %d MiB streamed body", grew>>20, size>>20)
 	}
 }
+
+// TestOnlyOptedInContainers: a container without enable=true (absent or
+// false) is never routed to, started or stopped, even with other labels.
+func TestOnlyOptedInContainers(t *testing.T) {
+	t.Parallel()
+	s := startSleeper(t, stackOptions{})
+	off, absent, on := uniqueName(t, "off"), uniqueName(t, "absent"), uniqueName(t, "on")
+	offID := dockertest.Run(t, s.cli, dockertest.Spec{Name: off, Image: dockertest.Image(t),
+		Labels: map[string]string{s.prefix + ".enable": "false", s.prefix + ".hosts": off + ".localhost"}})
+	absentID := dockertest.Run(t, s.cli, dockertest.Spec{Name: absent, Image: dockertest.Image(t), Start: true,
+		Labels: map[string]string{s.prefix + ".hosts": absent + ".localhost", s.prefix + ".idle_timeout": "1s"}})
+	s.run(on, false, nil, "hosts", on+".localhost")
+	s.watcher(on)
+	for _, n := range []string{off, absent} {
+		if resp, _ := s.get(n+".localhost", "/"); resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("%s: %d, want 404", n, resp.StatusCode)
+		}
+		if s.reg.Get(n) != nil {
+			t.Fatalf("%s is managed", n)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // past the 1 s idle_timeout it would have had
+	if s.inspect(offID).Running || !running(s.inspect(absentID)) {
+		t.Fatal("a container that did not opt in was started or stopped")
+	}
+}

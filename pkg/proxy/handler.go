@@ -59,6 +59,9 @@ type Handler struct {
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
 	// path builds nothing; a wake that changes the upstream replaces it.
 	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
+	// buffers are the copy buffers of every ReverseProxy: without a pool each
+	// response body copy allocates 32 KiB.
+	buffers bufferPool
 	// closing is closed by Shutdown: long-lived event streams end then,
 	// while proxied requests are left to finish within the grace period.
 	closing     chan struct{}
@@ -85,10 +88,14 @@ func NewHandler(cfg Config) *Handler {
 		log:     cfg.Log,
 		rec:     rec,
 		transport: &http.Transport{
-			Proxy:                 nil, // upstreams are local; never via an env proxy
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
+			Proxy:               nil, // upstreams are local; never via an env proxy
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			// The client's Accept-Encoding passes through untouched; without
+			// this the transport would add gzip and decompress behind the
+			// app's back.
+			DisableCompression:    true,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			// Upstreams on https are containers with their own, usually
@@ -241,7 +248,8 @@ func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host // the app sees the Host it was asked for
 		},
-		Transport: h.transport,
+		Transport:  h.transport,
+		BufferPool: &h.buffers,
 		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return
@@ -261,3 +269,15 @@ func (h *Handler) prune(rt *watcher.Routes) {
 		return true
 	})
 }
+
+// bufferPool implements httputil.BufferPool over a sync.Pool of 32 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
