@@ -75,7 +75,7 @@ func TestWakeOverhead(t *testing.T) {
 	host := name + ".localhost"
 	id := dockertest.Run(t, cli, dockertest.Spec{
 		Name: name, Image: dockertest.Image(t), Env: []string{"START_DELAY=300ms"},
-		Labels: map[string]string{s.prefix + ".enable": "true", s.prefix + ".hosts": host},
+		Labels:  map[string]string{s.prefix + ".enable": "true", s.prefix + ".hosts": host},
 		Publish: []string{"8080/tcp"},
 	})
 	s.waitManaged(t, name)

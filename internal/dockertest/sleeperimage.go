@@ -1,0 +1,140 @@
+package dockertest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
+)
+
+// sleeperPackage is the command the sleeper image runs.
+const sleeperPackage = "./cmd/sleeper"
+
+// sleeperDockerfile is the Dockerfile, relative to the module root, that users
+// run to build an image from a local binary. The tests build from that very
+// file, so an image that works in the tests is the image the docs describe.
+const sleeperDockerfile = "deploy/Dockerfile.local"
+
+// sleeperImage caches the build per test process, failures included, for the
+// same reason as the testapp images in image.go.
+var sleeperImage = sync.OnceValues(buildSleeperImage)
+
+// SleeperImage returns the tag of an image of sleeper itself, compiled from this
+// checkout and packed with deploy/Dockerfile.local, building it on first use in
+// this test process. The tag is sleeper-test:<first 12 hex digits of the sha256
+// of the binary and the Dockerfile>, so an image left by an earlier run with the
+// same code is reused and an edit to either makes a new one.
+func SleeperImage(t testing.TB) string {
+	t.Helper()
+	tag, err := sleeperImage()
+	if err != nil {
+		t.Fatalf("dockertest: sleeper image: %v", err)
+	}
+	return tag
+}
+
+func buildSleeperImage() (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(root, sleeperDockerfile))
+	if err != nil {
+		return "", err
+	}
+	bin, err := buildSleeperBinary(root)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(bin)
+	h.Write(dockerfile)
+	tag := "sleeper-test:" + hex.EncodeToString(h.Sum(nil))[:12]
+
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cli, err := connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer cli.Close()
+
+	_, err = cli.ImageInspect(ctx, tag)
+	switch {
+	case err == nil:
+		return tag, nil
+	case !cerrdefs.IsNotFound(err):
+		return "", fmt.Errorf("inspect image %s: %w", tag, err)
+	}
+
+	// The same context deploy/build-local.sh sends: the Dockerfile and the
+	// binary named "sleeper" (deploy/.dockerignore drops everything else).
+	buildContext, err := contextTar([]tarFile{
+		{name: "Dockerfile", mode: 0o644, data: dockerfile},
+		{name: "sleeper", mode: 0o755, data: bin},
+	})
+	if err != nil {
+		return "", err
+	}
+	res, err := cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
+		Tags:        []string{tag},
+		Version:     build.BuilderV1,
+		Remove:      true,
+		ForceRemove: true,
+	})
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", tag, err)
+	}
+	defer res.Body.Close()
+	if err := readBuildOutput(res.Body); err != nil {
+		return "", fmt.Errorf("build image %s: %w", tag, err)
+	}
+	return tag, nil
+}
+
+// moduleRoot finds the checkout from the test's working directory (its package
+// directory): the binary and the Dockerfile must come from the code under test.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("go env GOMOD: not inside the sleeper module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// buildSleeperBinary compiles sleeper as deploy/build-local.sh does: static
+// (scratch has no libc), for Linux on this architecture, with -trimpath so the
+// bytes, and so the tag, do not depend on where the checkout lives.
+func buildSleeperBinary(root string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "sleeper-image-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "sleeper")
+
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, sleeperPackage)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build %s: %w\n%s", sleeperPackage, err, msg)
+	}
+	return os.ReadFile(out)
+}
