@@ -75,14 +75,12 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer dk.Close()
-	if err := dk.Ping(ctx); err != nil {
-		log.Warn("docker engine not answering yet; retrying in the background", "error", err)
-	} else {
-		log.Info("docker engine answers", "api_version", dk.APIVersion())
-	}
-	self := dk.SelfNetworks(ctx)
-	if len(self) > 0 {
-		log.Info("running in a container", "networks", self)
+	// Which networks sleeper shares with the apps decides how it dials them,
+	// so it waits for the engine (a socket proxy may start after it) rather
+	// than guess "not in a container".
+	self, err := awaitEngine(ctx, dk, log)
+	if err != nil {
+		return err
 	}
 
 	// One recorder for the whole process: the registry, its watchers, the
@@ -156,6 +154,30 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("admin listening", "addr", adminLn.Addr().String())
 	g.Go(func() error { return serveAdmin(gctx, adminLn, adminHandler) })
 	return g.Wait()
+}
+
+// awaitEngine pings the engine until it answers, with capped backoff, and
+// returns sleeper's own networks.
+func awaitEngine(ctx context.Context, dk *docker.Docker, log *slog.Logger) ([]string, error) {
+	delay := 100 * time.Millisecond
+	for {
+		err := dk.Ping(ctx)
+		var self []string
+		if err == nil {
+			self, err = dk.SelfNetworks(ctx)
+		}
+		if err == nil {
+			log.Info("docker engine answers", "api_version", dk.APIVersion(), "own_networks", self)
+			return self, nil
+		}
+		log.Warn("docker engine not answering yet; retrying", "error", err, "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, nil // shutting down before the engine answered is not an error
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler) error {

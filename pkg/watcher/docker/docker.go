@@ -239,25 +239,32 @@ func (d *Docker) Unpause(ctx context.Context, id string) error {
 
 // SelfNetworks returns the networks of the container sleeper runs in, or nil
 // when it runs on the host. Docker sets a container's hostname to its short
-// ID and creates /.dockerenv, which is how sleeper finds itself.
-func (d *Docker) SelfNetworks(ctx context.Context) []string {
+// ID and creates /.dockerenv, which is how sleeper finds itself. An error
+// means sleeper is in a container but could not inspect it (the engine is
+// not answering yet): the caller retries rather than assume the host.
+func (d *Docker) SelfNetworks(ctx context.Context) ([]string, error) {
 	if _, err := os.Stat("/.dockerenv"); err != nil {
-		return nil
+		return nil, nil
 	}
 	host, err := os.Hostname()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("find own container: %w", err)
 	}
 	res, err := d.cli.ContainerInspect(ctx, host, client.ContainerInspectOptions{})
-	if err != nil || res.Container.NetworkSettings == nil {
-		return nil
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return nil, nil // a container, but not on this engine
+	case err != nil:
+		return nil, fmt.Errorf("inspect own container %s: %w", host, err)
+	case res.Container.NetworkSettings == nil:
+		return nil, nil
 	}
 	var nets []string
 	for n := range res.Container.NetworkSettings.Networks {
 		nets = append(nets, n)
 	}
 	slices.Sort(nets)
-	return nets
+	return nets, nil
 }
 
 func convert(r container.InspectResponse) watcher.Container {
