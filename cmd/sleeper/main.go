@@ -23,6 +23,7 @@ import (
 	"sleeper/pkg/labels"
 	"sleeper/pkg/metrics"
 	"sleeper/pkg/proxy"
+	"sleeper/pkg/stream"
 	"sleeper/pkg/watcher"
 	"sleeper/pkg/watcher/docker"
 )
@@ -131,6 +132,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
+	streams := stream.NewServer(stream.Config{Routes: reg, Problems: reg, Log: log, SelfNetworks: self})
+	g.Go(func() error { return streams.Run(gctx) })
 	if pve != nil {
 		pve.onChange(func(node string, vmid int) {
 			for _, n := range reg.GuestNames(node, vmid) {

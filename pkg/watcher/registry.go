@@ -277,7 +277,9 @@ func (r *Registry) List() []Info {
 	}
 	all := make([]pair, 0, len(r.entries))
 	for n, e := range r.entries {
-		all = append(all, pair{n, *e})
+		ec := *e
+		ec.problems = maps.Clone(e.problems) // read after the lock is released
+		all = append(all, pair{n, ec})
 	}
 	r.mu.Unlock()
 	slices.SortFunc(all, func(a, b pair) int { return strings.Compare(a.name, b.name) })

@@ -202,9 +202,11 @@ func (w *Watcher) bringUp(ctx context.Context, op *wakeOp, spec *labels.Spec) (*
 		return nil, exitedError(c)
 	}
 	u, err := ResolveUpstream(c, spec, w.selfNets)
-	if err != nil {
+	if err != nil && hasHTTP(spec) {
 		return nil, err
 	}
+	// A streams-only container needs no HTTP upstream: its stream ports
+	// are resolved one by one by the stream server.
 	w.emit(op, EventWaitingReady, readinessMessage(c, spec))
 	return u, w.awaitReady(ctx, c, spec, u)
 }
@@ -354,13 +356,20 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 			w.recent = append(w.recent[:0], w.recent[1:]...)
 		}
 		w.recent = append(w.recent, op.dur)
-		w.upstream.Store(u)
+		w.generation.Add(1)
+		if u != nil {
+			w.upstream.Store(u)
+		}
 		w.lastActivity.Store(monoNow())
 		w.failures, w.retryAt = 0, time.Time{}
 		w.setStateLocked(StateReady)
 		w.armIdleLocked()
 		w.emitLocked(op, EventReady, "ready")
-		w.log.Info("awake", "wake_ms", op.dur.Milliseconds(), "upstream", u.String())
+		upstream := "(streams only)"
+		if u != nil {
+			upstream = u.String()
+		}
+		w.log.Info("awake", "wake_ms", op.dur.Milliseconds(), "upstream", upstream)
 	} else {
 		switch {
 		case errors.Is(err, ErrWakeTimeout):

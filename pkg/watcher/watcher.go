@@ -71,7 +71,8 @@ type Watcher struct {
 	lastActivity atomic.Int64 // monoNow() of the last request start or end
 	upstream     atomic.Pointer[url.URL]
 	spec         atomic.Pointer[labels.Spec]
-	running      atomic.Bool // the last observation says the container runs
+	running      atomic.Bool   // the last observation says the container runs
+	generation   atomic.Uint64 // successful wakes so far
 
 	// lifetime is the watcher's own context: wakes and sleeps run under it
 	// and Close cancels it. It is the one context kept in a struct, because it
@@ -137,6 +138,10 @@ func (w *Watcher) Spec() *labels.Spec { return w.spec.Load() }
 
 // State returns the current state.
 func (w *Watcher) State() State { return State(w.state.Load()) }
+
+// Generation counts successful wakes: a new value means addresses may have
+// changed (published ports and IPs are new on every start).
+func (w *Watcher) Generation() uint64 { return w.generation.Load() }
 
 // Upstream returns where requests go, or nil before the first resolution.
 func (w *Watcher) Upstream() *url.URL { return w.upstream.Load() }

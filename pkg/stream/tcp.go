@@ -1,0 +1,175 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"sleeper/pkg/labels"
+	"sleeper/pkg/watcher"
+)
+
+// errClientGone ends a wake wait whose client hung up or reset meanwhile.
+var errClientGone = errors.New("client went away")
+
+// serveTCP accepts until the listener is closed. Each connection is served on
+// its own goroutine under ctx, which ends with the listener.
+func (s *Server) serveTCP(ctx context.Context, key labels.Stream, ln *net.TCPListener) {
+	var delay time.Duration
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			delay = backoff(delay)
+			s.log.Warn("stream accept failed", "stream", key.String(), "error", err, "retry_in", delay.String())
+			if !pause(ctx, delay) {
+				return
+			}
+			continue
+		}
+		delay = 0
+		s.wg.Go(func() { s.handleTCP(ctx, key, c) })
+	}
+}
+
+// handleTCP relays one client connection. The container is acquired for the
+// connection's whole life, so an open connection keeps it awake.
+func (s *Server) handleTCP(ctx context.Context, key labels.Stream, client *net.TCPConn) {
+	defer client.Close()
+	// Looked up per connection: the key may have moved to a new watcher (a
+	// new container claiming the same stream) since the listener opened.
+	w := s.cfg.Routes.Routes().Streams[key]
+	if w == nil {
+		return // the route went away between accept and now
+	}
+	var p *pending
+	if !w.Acquire() {
+		var err error
+		if p, err = s.wakeTCP(ctx, w, client); err != nil {
+			s.logWakeFailure(ctx, s.connLog(w, key, client), err)
+			return
+		}
+	}
+	defer w.Release()
+	up, err := s.dialTCP(ctx, w, key)
+	if err != nil {
+		s.release(p)
+		s.connLog(w, key, client).Warn("stream upstream unreachable, closing client", "error", err)
+		return
+	}
+	defer up.Close()
+	// Both sockets close when the listener or the server goes away: that
+	// ends the copies below, however quiet the connection is.
+	stop := context.AfterFunc(ctx, func() {
+		_ = client.Close()
+		_ = up.Close()
+	})
+	defer stop()
+	clientDone := false
+	if p != nil {
+		err := p.flush(up)
+		clientDone = p.eof
+		s.release(p)
+		if err != nil {
+			s.connLog(w, key, client).Debug("stream upstream closed before the first bytes", "error", err)
+			return
+		}
+	}
+	s.relay(w, client, up, clientDone)
+}
+
+// connLog names the container, the stream and the client. It is built only
+// when there is something to say, keeping the awake path free of it.
+func (s *Server) connLog(w *watcher.Watcher, key labels.Stream, client net.Conn) *slog.Logger {
+	return s.log.With("container", w.Name(), "stream", key.String(), "client", client.RemoteAddr().String())
+}
+
+// release returns a pending buffer to the pool once its bytes are sent, so
+// a long connection does not hold 64 KiB for nothing.
+func (s *Server) release(p *pending) {
+	if p != nil {
+		s.pendingBufs.Put(p.buf)
+		p.buf, p.data = nil, nil
+	}
+}
+
+// logWakeFailure says why a client was closed without reaching the container.
+func (s *Server) logWakeFailure(ctx context.Context, log *slog.Logger, err error) {
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down, or the route went away: not the container's fault.
+	case errors.Is(err, errClientGone):
+		log.Debug("stream client left during the wake")
+	default:
+		log.Warn("stream wake failed, closing client", "error", err)
+	}
+}
+
+// wakeTCP wakes w and returns with it acquired. Meanwhile it reads the
+// client's first bytes into a bounded buffer: protocols where the client
+// speaks first (Postgres, Minecraft) then start at once, and a client that
+// sends more than the buffer holds is slowed down by TCP flow control rather
+// than by our memory.
+func (s *Server) wakeTCP(ctx context.Context, w *watcher.Watcher, client *net.TCPConn) (*pending, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	buf := s.pendingBufs.Get().(*[]byte)
+	ra := startReadAhead(client, *buf, func() { cancel(errClientGone) })
+	err := acquire(ctx, w)
+	p := ra.stop()
+	p.buf = buf
+	if err == nil && p.err != nil {
+		w.Release()
+		err = errClientGone
+	}
+	if err != nil {
+		s.pendingBufs.Put(buf)
+		return nil, err
+	}
+	return p, nil
+}
+
+// acquire waits for w's shared wake within its wake_timeout and acquires it.
+// A container put back to sleep between the wake and us is woken again.
+func acquire(ctx context.Context, w *watcher.Watcher) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, wakeTimeout(w), watcher.ErrWakeTimeout)
+	defer cancel()
+	for range 3 {
+		if _, err := w.Wait(ctx); err != nil {
+			return err
+		}
+		if w.Acquire() {
+			return nil
+		}
+	}
+	return &watcher.WakeError{Container: w.Name(), Err: watcher.ErrNotReady}
+}
+
+// wakeTimeout is the container's wake_timeout; the labels always set one,
+// but a zero would fail every wake at once.
+func wakeTimeout(w *watcher.Watcher) time.Duration {
+	if d := w.Spec().WakeTimeout; d > 0 {
+		return d
+	}
+	return time.Minute
+}
+
+// dialTCP connects to where the stream goes now. The address is resolved
+// per connection, so a wake that moved the published port is followed.
+func (s *Server) dialTCP(ctx context.Context, w *watcher.Watcher, key labels.Stream) (*net.TCPConn, error) {
+	addr, err := s.upstreamAddr(w, key)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: s.cfg.DialTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("container %s stream %s: dial %s: %w", w.Name(), key, addr, err)
+	}
+	return c.(*net.TCPConn), nil
+}
