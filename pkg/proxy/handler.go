@@ -55,7 +55,8 @@ type Handler struct {
 	maxHeld   int64
 	log       *slog.Logger
 	rec       watcher.Recorder
-	transport *http.Transport
+	transport *http.Transport // the standard transport, for what upstream does not handle
+	upstream  *transport
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
 	// path builds nothing; a wake that changes the upstream replaces it.
 	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
@@ -82,7 +83,7 @@ func NewHandler(cfg Config) *Handler {
 	if rec == nil {
 		rec = watcher.NopRecorder{}
 	}
-	return &Handler{
+	h := &Handler{
 		routes:  cfg.Routes,
 		maxHeld: int64(cfg.MaxHeld),
 		log:     cfg.Log,
@@ -105,6 +106,8 @@ func NewHandler(cfg Config) *Handler {
 		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
 		closing: make(chan struct{}),
 	}
+	h.upstream = newTransport(h.transport)
+	return h
 }
 
 // Shutdown ends the event streams of loading pages (they would otherwise
@@ -248,7 +251,7 @@ func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host // the app sees the Host it was asked for
 		},
-		Transport:  h.transport,
+		Transport:  h.upstream,
 		BufferPool: &h.buffers,
 		ErrorHandler: func(rw http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {

@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// transport is the upstream HTTP/1.1 client of the hot path. The standard
+// http.Transport hands every request to two goroutines per connection (a
+// writer and a reader) and back; on a small machine those handoffs cost as
+// much as the proxying itself. Here the request is written and the answer
+// read by the calling goroutine, over a pool of kept-alive connections,
+// with the standard library's own wire code (Request.Write, ReadResponse).
+//
+// Anything else goes to the standard transport: requests with a body (an
+// app may answer while it still reads the body, which needs a writer and a
+// reader at once), https upstreams, protocol upgrades (the response body
+// must then be the connection), and Expect: 100-continue.
+type transport struct {
+	fallback *http.Transport
+	dialer   net.Dialer
+	maxIdle  int // per upstream address
+	// maxIdleAge bounds how long a connection waits in the pool. Without a
+	// reader watching idle connections (the standard transport keeps one
+	// goroutine per connection for that), a connection the app closed for
+	// idleness is only found out by using it; apps close idle connections
+	// after 2 s (gunicorn) or 5 s (Node) at the soonest, so one second is
+	// safe, and at any real request rate connections are reused well
+	// within it.
+	maxIdleAge time.Duration
+
+	mu   sync.Mutex
+	idle map[string][]*upstreamConn
+}
+
+func newTransport(fallback *http.Transport) *transport {
+	return &transport{
+		fallback:   fallback,
+		dialer:     net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
+		maxIdle:    fallback.MaxIdleConnsPerHost,
+		maxIdleAge: time.Second,
+		idle:       map[string][]*upstreamConn{},
+	}
+}
+
+// upstreamConn is one kept-alive connection to an upstream.
+type upstreamConn struct {
+	conn   net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	addr   string
+	reused bool
+	since  time.Time // when it went idle
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if hasBody(req) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" || hasExpectContinue(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	for attempt := 0; ; attempt++ {
+		pc, err := t.get(req.Context(), req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.exchange(pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.conn.Close()
+		// A kept-alive connection the upstream closed while idle fails
+		// before any answer: a request that can be sent again is, once,
+		// on a fresh connection (the standard transport does the same).
+		if !pc.reused || attempt > 0 || !replayable(req) || req.Context().Err() != nil {
+			return nil, err
+		}
+	}
+}
+
+func hasExpectContinue(req *http.Request) bool {
+	return strings.EqualFold(req.Header.Get("Expect"), "100-continue")
+}
+
+func hasBody(req *http.Request) bool { return req.Body != nil && req.Body != http.NoBody }
+
+// replayable reports whether a request without a body may be sent again.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// exchange writes the request and reads the answer's head. The body is
+// read by the caller through connBody, which returns the connection to the
+// pool when it reaches a clean end.
+func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(req.Context(), func() { pc.conn.Close() })
+	if err := req.Write(pc.bw); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := pc.bw.Flush(); err != nil {
+		stop()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(pc.br, req)
+	// Informational answers (103 Early Hints, a stray 100) precede the real one.
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(pc.br, req)
+	}
+	if err != nil {
+		stop()
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable}
+	return resp, nil
+}
+
+// connBody hands the connection back when the body has been read to its
+// end, and closes it when the body is abandoned half-way.
+type connBody struct {
+	io.ReadCloser
+	t     *transport
+	pc    *upstreamConn
+	stop  func() bool
+	reuse bool
+	done  bool
+}
+
+func (b *connBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.finish(true)
+	}
+	return n, err
+}
+
+func (b *connBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.done {
+		b.done = true
+		b.finish(false)
+	}
+	return err
+}
+
+func (b *connBody) finish(clean bool) {
+	if !b.stop() || !clean || !b.reuse {
+		// The request's context ended (AfterFunc already closed it), the
+		// body was not read to its end, or the upstream wants to close.
+		b.pc.conn.Close()
+		return
+	}
+	b.t.put(b.pc)
+}
+
+func (t *transport) get(ctx context.Context, addr string) (*upstreamConn, error) {
+	t.mu.Lock()
+	if list := t.idle[addr]; len(list) > 0 {
+		// Newest first; when the newest is too old, all of them are.
+		pc := list[len(list)-1]
+		if time.Since(pc.since) <= t.maxIdleAge {
+			t.idle[addr] = list[:len(list)-1]
+			t.mu.Unlock()
+			pc.reused = true
+			return pc, nil
+		}
+		delete(t.idle, addr)
+		t.mu.Unlock()
+		for _, old := range list {
+			old.conn.Close()
+		}
+	} else {
+		t.mu.Unlock()
+	}
+	conn, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upstreamConn{
+		conn: conn, addr: addr,
+		br: bufio.NewReaderSize(conn, 16<<10),
+		bw: bufio.NewWriterSize(conn, 8<<10),
+	}, nil
+}
+
+func (t *transport) put(pc *upstreamConn) {
+	if pc.br.Buffered() > 0 {
+		// Bytes after the end of the answer: the connection is out of step.
+		pc.conn.Close()
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.idle[pc.addr]) >= t.maxIdle {
+		pc.conn.Close()
+		return
+	}
+	pc.since = time.Now()
+	t.idle[pc.addr] = append(t.idle[pc.addr], pc)
+}
+
+// CloseIdleConnections closes every pooled connection (and the fallback's).
+func (t *transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = map[string][]*upstreamConn{}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			pc.conn.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
