@@ -21,9 +21,8 @@ import (
 // watcher state: such a container has no watcher.
 const StateUnmanaged = "unmanaged"
 
-// ProviderDocker is the provider of every container today; Proxmox stubs
-// will report "proxmox".
-const ProviderDocker = "docker"
+// ProviderDocker is the provider of a container the watcher does not name.
+const ProviderDocker = watcher.ProviderDocker
 
 // Container is one container on the wire (GET /api/containers). It is kept
 // apart from watcher.Info so that the JSON stays stable when the watcher's

@@ -110,17 +110,25 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-changed:
 			continue
 		case err := <-errc:
-			s.shutdownExtra()
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
+			s.shutdownExtra(ctx)
+			cancel()
 			return fmt.Errorf("proxy: %w", err)
 		case <-ctx.Done():
 		}
 		break
 	}
+	// Every listener stops accepting at once, and they share one grace period.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
 	defer cancel()
 	s.cfg.Handler.Shutdown()
+	extraDone := make(chan struct{})
+	go func() {
+		defer close(extraDone)
+		s.shutdownExtra(shutdownCtx)
+	}()
 	err := main.Shutdown(shutdownCtx)
-	s.shutdownExtra()
+	<-extraDone
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("grace period over, closing remaining connections", "grace", s.cfg.Grace.String())
 		_ = main.Close()
@@ -174,7 +182,7 @@ func (s *Server) syncListeners(want map[uint16]*watcher.Watcher) {
 	}
 }
 
-func (s *Server) shutdownExtra() {
+func (s *Server) shutdownExtra(ctx context.Context) {
 	s.mu.Lock()
 	servers := make([]*http.Server, 0, len(s.extra))
 	for _, srv := range s.extra {
@@ -182,12 +190,14 @@ func (s *Server) shutdownExtra() {
 	}
 	s.extra = map[uint16]*http.Server{}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
-	defer cancel()
+	var wg sync.WaitGroup
 	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-		}
+		wg.Go(func() {
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+			}
+		})
 	}
+	wg.Wait()
 	s.wg.Wait()
 }

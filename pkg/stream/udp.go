@@ -23,6 +23,9 @@ const (
 	// maxFlows bounds the clients one UDP stream tracks, so that a flood
 	// of (spoofed) source addresses cannot grow sleeper without limit.
 	maxFlows = 10000
+	// maxListenerQueued bounds the bytes all flows of one stream keep while
+	// waking: 10,000 flows times a flow's own bound would be 10 GiB.
+	maxListenerQueued = 16 << 20
 )
 
 // udpListener is one UDP stream socket and the flows of its clients.
@@ -31,9 +34,11 @@ type udpListener struct {
 	key labels.Stream
 	pc  *net.UDPConn
 
-	mu    sync.Mutex // guards flows and every flow's queue
-	flows map[netip.AddrPort]*flow
-	full  bool // maxFlows reached and logged
+	mu     sync.Mutex // guards flows and every flow's queue
+	flows  map[netip.AddrPort]*flow
+	full   bool // maxFlows reached and logged
+	queued int  // bytes queued over all flows
+	over   bool // maxListenerQueued reached and logged
 }
 
 // flow is one client of a UDP stream. It has its own connected socket to the
@@ -112,9 +117,20 @@ func (l *udpListener) deliver(ctx context.Context, from netip.AddrPort, d []byte
 		})
 	}
 	f.last.Store(time.Now().UnixNano())
+	if l.queued+len(d) > maxListenerQueued {
+		if !l.over {
+			l.over = true
+			l.s.log.Warn("stream queue full across its clients, dropping datagrams",
+				"stream", l.key.String(), "max_bytes", maxListenerQueued)
+		}
+		return
+	}
+	l.over = false
+	before := f.q.bytes
 	if n := f.q.push(d); n > 0 {
 		f.log.Debug("stream queue full, dropped the oldest datagrams", "dropped", n)
 	}
+	l.queued += f.q.bytes - before
 	select {
 	case f.notify <- struct{}{}:
 	default: // already signalled
@@ -125,6 +141,7 @@ func (l *udpListener) deliver(ctx context.Context, from netip.AddrPort, d []byte
 func (l *udpListener) take(f *flow) [][]byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.queued -= f.q.bytes
 	return f.q.take()
 }
 

@@ -67,12 +67,20 @@ func (r *Registry) resolveEntryLocked(from Container, name string) (string, *ent
 			return "", nil
 		}
 	}
+	// During a compose recreate the old container and its replacement share
+	// the labels: prefer the managed one, then the older one.
+	var bestName string
+	var best *entry
 	for n, e := range r.entries {
-		if e.container.Labels[composeProject] == project && e.container.Labels[composeService] == service {
-			return n, e
+		if e.container.Labels[composeProject] != project || e.container.Labels[composeService] != service {
+			continue
+		}
+		if best == nil || (e.w != nil && best.w == nil) ||
+			((e.w != nil) == (best.w != nil) && e.container.Created.Before(best.container.Created)) {
+			bestName, best = n, e
 		}
 	}
-	return "", nil
+	return bestName, best
 }
 
 // resolve finds the target of one dependency of the container from.
@@ -179,8 +187,25 @@ func awaitWatcherHealthy(ctx context.Context, w *Watcher) error {
 // events are not in sleeper's label-filtered stream, so this polls, for the
 // length of the wake only.
 func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Container, healthy bool) error {
+	// A stop of this dependency (its last dependent went to sleep) may be
+	// under way: let it finish, then start it again, rather than count on
+	// a container that is about to go down.
+	r.depMu.Lock()
+	stopping := r.stopping[c.ID]
+	r.depMu.Unlock()
+	if stopping != nil {
+		select {
+		case <-stopping:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	r.noteUser(c.ID, dependent)
+	// The shared start runs under its own deadline, not the first caller's:
+	// one impatient dependent must not fail the start for the others.
 	_, err, _ := r.starts.Do(c.ID, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
 		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
 		if err != nil {
 			return nil, err
@@ -261,29 +286,44 @@ func (r *Registry) Released(ctx context.Context, name string) {
 			w.checkIdle()
 		}
 	}
-	var stop []string
+	type stop struct {
+		id   string
+		done chan struct{}
+	}
+	var stops []stop
 	r.depMu.Lock()
 	for id, users := range r.users {
-		if !users[name] || !r.startedByUs[id] {
+		if !users[name] {
 			continue
 		}
 		busy := slices.ContainsFunc(slices.Collect(maps.Keys(users)), func(u string) bool {
 			w := rt.ByName[u]
 			return w != nil && w.Awake()
 		})
-		if !busy {
-			stop = append(stop, id)
+		if busy {
+			continue
+		}
+		delete(r.users, id) // nobody awake uses it; the next wake notes its users again
+		if r.startedByUs[id] && r.stopping[id] == nil {
+			done := make(chan struct{})
+			r.stopping[id] = done
 			delete(r.startedByUs, id)
-			delete(r.users, id)
+			stops = append(stops, stop{id, done})
 		}
 	}
 	r.depMu.Unlock()
-	for _, id := range stop {
-		if err := r.cfg.Runtime.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout}); err != nil {
-			r.log.Error("stop unmanaged dependency", "dependency", id[:min(12, len(id))], "error", err)
+	for _, s := range stops {
+		err := r.cfg.Runtime.Stop(ctx, s.id, StopOptions{Timeout: labels.DefaultStopTimeout})
+		r.depMu.Lock()
+		delete(r.stopping, s.id)
+		r.depMu.Unlock()
+		close(s.done)
+		short := s.id[:min(12, len(s.id))]
+		if err != nil {
+			r.log.Error("stop unmanaged dependency", "dependency", short, "after", name, "error", err)
 			continue
 		}
-		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", id[:min(12, len(id))], "after", name)
+		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", short, "after", name)
 	}
 }
 

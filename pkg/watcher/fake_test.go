@@ -65,13 +65,16 @@ func (f *fakeRuntime) count(op string) int {
 }
 
 func (f *fakeRuntime) Inspect(_ context.Context, ref string) (Container, error) {
+	began := time.Now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["inspect"]++
-	if ref != f.c.ID && ref != f.c.Name {
+	if ref != f.c.ID && ref != f.c.Name && ref != "" {
 		return Container{}, ErrNotFound
 	}
-	return f.c, nil
+	c := f.c
+	c.InspectedAt = began
+	return c, nil
 }
 
 func (f *fakeRuntime) Start(context.Context, string) error {

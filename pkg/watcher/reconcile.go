@@ -34,6 +34,7 @@ type Reconciler struct {
 	log      *slog.Logger
 	q        *queue
 	syncOnce sync.Once
+	listed   chan struct{} // closed after the first successful list
 	synced   chan struct{}
 }
 
@@ -45,7 +46,7 @@ func NewReconciler(cfg ReconcilerConfig) *Reconciler {
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Minute
 	}
-	return &Reconciler{cfg: cfg, log: cfg.Log, q: newQueue(), synced: make(chan struct{})}
+	return &Reconciler{cfg: cfg, log: cfg.Log, q: newQueue(), listed: make(chan struct{}), synced: make(chan struct{})}
 }
 
 // Synced is closed once the first full list has been reconciled.
@@ -69,6 +70,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		r.watch(ctx)
+		return nil
+	})
+	g.Go(func() error {
+		r.markSynced(ctx)
 		return nil
 	})
 	return g.Wait()
@@ -117,7 +122,7 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 		r.q.add(n)
 	}
 	r.log.Info("docker containers listed", "labelled", len(names))
-	r.syncOnce.Do(func() { go r.markSynced(parent) })
+	r.syncOnce.Do(func() { close(r.listed) })
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
 	for {
@@ -145,6 +150,11 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 
 // markSynced closes Synced once the queue has drained after the first list.
 func (r *Reconciler) markSynced(ctx context.Context) {
+	select {
+	case <-r.listed:
+	case <-ctx.Done():
+		return
+	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for r.q.len() > 0 {

@@ -62,6 +62,7 @@ type Registry struct {
 	depMu       sync.Mutex
 	users       map[string]map[string]bool
 	startedByUs map[string]bool
+	stopping    map[string]chan struct{} // closed when that dependency's stop returns
 	starts      singleflight.Group
 }
 
@@ -92,6 +93,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		changed:     make(chan struct{}),
 		users:       map[string]map[string]bool{},
 		startedByUs: map[string]bool{},
+		stopping:    map[string]chan struct{}{},
 	}
 	r.routes.Store(newRoutes())
 	return r

@@ -42,18 +42,22 @@ type Network struct {
 // Container is the observed state of one container, as inspected. It is a
 // value: the runtime builds a fresh one on every inspect.
 type Container struct {
-	ID         string
-	Name       string // without the leading slash
-	Labels     map[string]string
-	Created    time.Time
-	Status     Status
-	Health     Health
-	StartedAt  time.Time
-	FinishedAt time.Time
-	ExitCode   int
-	Error      string // the engine's error text for the last start, if any
-	StopSignal string // the image's or container's configured stop signal
-	Exposed    []uint16
+	// InspectedAt is when the inspect that produced this value began; zero
+	// when the runtime does not say. The watcher drops an observation that
+	// began before its own last start, stop or pause had finished.
+	InspectedAt time.Time
+	ID          string
+	Name        string // without the leading slash
+	Labels      map[string]string
+	Created     time.Time
+	Status      Status
+	Health      Health
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	ExitCode    int
+	Error       string // the engine's error text for the last start, if any
+	StopSignal  string // the image's or container's configured stop signal
+	Exposed     []uint16
 	// Published maps "8080/tcp" to the host address it is published on,
 	// already rewritten to a dialable address ("127.0.0.1:49153").
 	Published map[string]string

@@ -45,14 +45,14 @@ func (w *Watcher) onIdle() {
 	if w.closed || !sleepable {
 		return
 	}
-	if w.inflight.Load() > 0 {
+	idle := w.spec.Load().IdleTimeout
+	if w.inflight.Load() > 0 && idle > 0 {
 		// A request or an upgraded connection is open: check again a whole
-		// timeout later; its end counts as activity anyway.
-		w.lastActivity.Store(monoNow())
-		w.armIdleLocked()
+		// timeout later; its end counts as activity anyway. The activity
+		// time itself stays: an idle WebSocket is not activity.
+		w.timer.Reset(idle)
 		return
 	}
-	idle := w.spec.Load().IdleTimeout
 	if idle <= 0 || monoNow()-w.lastActivity.Load() < int64(idle) {
 		w.armIdleLocked()
 		return
@@ -67,7 +67,7 @@ func (w *Watcher) onIdle() {
 	w.setStateLocked(StateStopping)
 	if w.inflight.Load() > 0 {
 		w.setStateLocked(st)
-		w.armIdleLocked()
+		w.timer.Reset(idle)
 		return
 	}
 	w.startSleepLocked("idle")
@@ -96,6 +96,7 @@ func (w *Watcher) startSleepLocked(reason string) chan struct{} {
 	go func() {
 		defer w.wg.Done()
 		err := w.putToSleep(id, spec)
+		w.actionDone()
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.sleepDone = nil

@@ -177,7 +177,9 @@ func (w *Watcher) bringUp(ctx context.Context, op *wakeOp, spec *labels.Spec) (*
 	case StatusRunning:
 		// Already up (by hand, or left running): only readiness is checked.
 	case StatusPaused:
-		if err := w.rt.Unpause(ctx, id); err != nil {
+		err := w.rt.Unpause(ctx, id)
+		w.actionDone()
+		if err != nil {
 			return nil, fmt.Errorf("unpause: %w", err)
 		}
 		w.emit(op, EventStarted, "container unpaused")
@@ -188,7 +190,9 @@ func (w *Watcher) bringUp(ctx context.Context, op *wakeOp, spec *labels.Spec) (*
 		}
 		return ResolveUpstream(c, spec, w.selfNets)
 	default:
-		if err := w.rt.Start(ctx, id); err != nil {
+		err := w.rt.Start(ctx, id)
+		w.actionDone()
+		if err != nil {
 			return nil, fmt.Errorf("start: %w", err)
 		}
 		w.emit(op, EventStarted, "container started")
@@ -239,13 +243,21 @@ func readinessMessage(c Container, spec *labels.Spec) string {
 	}
 }
 
+// hasHTTP reports whether the container speaks HTTP as far as sleeper
+// knows: it has HTTP routes, a ready_path or an upstream. A container with
+// none of those (a database that is only a dependency) is probed with a TCP
+// dial, as PRODUCT §3.3 says.
 func hasHTTP(spec *labels.Spec) bool {
-	return len(spec.Hosts) > 0 || len(spec.Listen) > 0 || spec.ReadyPath != "" || len(spec.Streams) == 0
+	return len(spec.Hosts) > 0 || len(spec.Listen) > 0 || spec.ReadyPath != "" || spec.Upstream != nil
 }
 
-// hasTCP reports whether a streams-only container has a TCP port to dial.
-// A UDP-only one cannot be probed generically: running is ready.
+// hasTCP reports whether a container without HTTP has a TCP port to dial:
+// a TCP stream, or, with no streams at all, its target port. A UDP-only one
+// cannot be probed generically: running is ready.
 func hasTCP(spec *labels.Spec) bool {
+	if len(spec.Streams) == 0 {
+		return true
+	}
 	for _, s := range spec.Streams {
 		if s.Protocol == labels.TCP {
 			return true

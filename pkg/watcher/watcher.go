@@ -81,19 +81,20 @@ type Watcher struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	mu        sync.Mutex
-	id        string
-	observed  Container
-	wake      *wakeOp       // the wake in progress, nil when none
-	lastWake  *wakeOp       // the most recent finished wake
-	sleepDone chan struct{} // closed when the sleep in progress ends; nil when none
-	sleepErr  error         // how the last sleep ended
-	timer     *time.Timer
-	changed   chan struct{}   // closed and replaced on every change
-	recent    []time.Duration // durations of the last successful wakes
-	failures  int             // consecutive failed wakes, for the crash backoff
-	retryAt   time.Time       // no new wake before this after a failure
-	closed    bool
+	mu         sync.Mutex
+	id         string
+	observed   Container
+	wake       *wakeOp       // the wake in progress, nil when none
+	lastWake   *wakeOp       // the most recent finished wake
+	sleepDone  chan struct{} // closed when the sleep in progress ends; nil when none
+	sleepErr   error         // how the last sleep ended
+	timer      *time.Timer
+	changed    chan struct{}   // closed and replaced on every change
+	recent     []time.Duration // durations of the last successful wakes
+	lastAction time.Time       // when our last start, stop or pause returned
+	failures   int             // consecutive failed wakes, for the crash backoff
+	retryAt    time.Time       // no new wake before this after a failure
+	closed     bool
 }
 
 // New builds a watcher for one container. It starts in StateAsleep and
@@ -120,6 +121,8 @@ func New(cfg Config) *Watcher {
 	spec := cfg.Spec
 	w.spec.Store(&spec)
 	w.lastActivity.Store(monoNow())
+	// A watcher rebuilt under a name the recorder knows starts from asleep.
+	rec.State(cfg.Name, StateAsleep, StateAsleep)
 	return w
 }
 
@@ -247,8 +250,11 @@ func (w *Watcher) Observe(c Container) {
 		w.failures, w.retryAt = 0, time.Time{}
 		w.startWakeLocked()
 	case c.Awake() && st == StateReady:
+		// Store only a changed address: the proxy caches per upstream value.
 		if u, err := ResolveUpstream(c, w.spec.Load(), w.selfNets); err == nil {
-			w.upstream.Store(u)
+			if old := w.upstream.Load(); old == nil || old.String() != u.String() {
+				w.upstream.Store(u)
+			}
 		}
 	case !c.Awake() && st == StateReady:
 		// Stopped or paused by hand: simply asleep.
@@ -299,6 +305,11 @@ func (w *Watcher) releaseDepsLocked() {
 // acceptLocked drops observations older than the one the watcher has: a
 // reconcile that inspected before our own start may report after it.
 func (w *Watcher) acceptLocked(c Container) bool {
+	if !c.InspectedAt.IsZero() && c.InspectedAt.Before(w.lastAction) {
+		// Begun before our own start or stop finished: it may show either
+		// side of it. The event that follows brings a fresh one.
+		return false
+	}
 	o := w.observed
 	if o.ID == "" || o.ID != c.ID {
 		return true
@@ -381,3 +392,10 @@ func (w *Watcher) Info() Info {
 
 // errorsIsCancel reports whether err is a plain cancellation.
 func errorsIsCancel(err error) bool { return errors.Is(err, context.Canceled) }
+
+// actionDone records that a start, stop or pause of ours has returned.
+func (w *Watcher) actionDone() {
+	w.mu.Lock()
+	w.lastAction = time.Now()
+	w.mu.Unlock()
+}

@@ -77,8 +77,11 @@ func (d *Docker) Close() error { return d.cli.Close() }
 // APIVersion returns the negotiated API version.
 func (d *Docker) APIVersion() string { return d.cli.ClientVersion() }
 
+// enableFilter selects containers that carry the enable label at all; the
+// labels package decides what its value means (true, 1, True…), so the
+// engine's exact-match filter cannot be the judge.
 func (d *Docker) enableFilter() client.Filters {
-	return client.Filters{}.Add("label", d.prefix+".enable=true")
+	return client.Filters{}.Add("label", d.prefix+".enable")
 }
 
 // List implements watcher.Source.
@@ -166,6 +169,7 @@ func eventNames(m events.Message) []string {
 
 // Inspect implements watcher.Runtime and watcher.Source.
 func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, error) {
+	began := time.Now()
 	res, err := d.cli.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
@@ -173,7 +177,9 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, er
 		}
 		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)
 	}
-	return convert(res.Container), nil
+	c := convert(res.Container)
+	c.InspectedAt = began
+	return c, nil
 }
 
 // Start implements watcher.Runtime.

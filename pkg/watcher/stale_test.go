@@ -1,0 +1,95 @@
+package watcher
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"sleeper/pkg/labels"
+)
+
+// TestStaleObservationsAfterOwnActions: an inspect that began before
+// sleeper's own stop, pause or unpause finished reports an old state; it
+// must neither wake a container that just slept nor put a woken one to sleep.
+func TestStaleObservationsAfterOwnActions(t *testing.T) {
+	t.Parallel()
+	for _, m := range []labels.StopMethod{labels.StopMethodStop, labels.StopMethodPause} {
+		t.Run("running after "+string(m), func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			spec := testSpec()
+			spec.StopMethod = m
+			w := newTestWatcher(t, f, spec)
+			if _, err := w.Wait(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			stale, _ := f.Inspect(context.Background(), "c1") // a reconcile's inspect: running
+			if err := w.Sleep(context.Background(), "idle"); err != nil {
+				t.Fatal(err)
+			}
+			starts, unpauses := f.count("start"), f.count("unpause")
+			w.Observe(stale) // delivered late
+			if w.State() != StateAsleep || f.count("start") != starts || f.count("unpause") != unpauses {
+				t.Fatalf("a stale observation woke the container: state %s", w.State())
+			}
+		})
+	}
+	t.Run("paused after unpause", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		spec := testSpec()
+		spec.StopMethod = labels.StopMethodPause
+		w := newTestWatcher(t, f, spec)
+		if _, err := w.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sleep(context.Background(), "idle"); err != nil {
+			t.Fatal(err)
+		}
+		stale, _ := f.Inspect(context.Background(), "c1") // paused
+		if _, err := w.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		w.Observe(stale)
+		if w.State() != StateReady {
+			t.Fatalf("a stale observation put a running container to %s", w.State())
+		}
+	})
+}
+
+// TestRoutelessDependencyIsProbedByTCP: a managed container with no HTTP
+// routes (a database that is only a dependency) is ready when its port
+// accepts, even though it does not speak HTTP.
+func TestRoutelessDependencyIsProbedByTCP(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				b := make([]byte, 512)
+				_, _ = c.Read(b)
+				_, _ = c.Write([]byte("-ERR unknown command 'GET'\r\n"))
+				_ = c.Close()
+			}()
+		}
+	}()
+	f := newFake(t)
+	f.c.Published = map[string]string{"6379/tcp": ln.Addr().String()}
+	f.c.Exposed = []uint16{6379}
+	spec := testSpec()
+	spec.Hosts = nil
+	spec.WakeTimeout = 2 * time.Second
+	w := newTestWatcher(t, f, spec)
+	if _, err := w.Wait(context.Background()); err != nil {
+		t.Fatalf("a listening non-HTTP dependency never became ready: %v", err)
+	}
+}
