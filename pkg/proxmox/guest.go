@@ -205,12 +205,13 @@ func (g *Guest) Unpause(context.Context, string) error { return g.wrap("", ErrPa
 // it was first seen stopped, and while it runs one network NetworkName with
 // its first IPv4 address that is not on lo (else a global IPv6 one).
 func (g *Guest) Inspect(ctx context.Context, _ string) (watcher.Container, error) {
+	began := time.Now()
 	st, err := g.rt.client.Status(ctx, g.node, g.vmid)
 	if err != nil {
 		return watcher.Container{}, g.wrap("", err)
 	}
 	now := time.Now()
-	c := watcher.Container{ID: g.ID(), Name: st.Name, Status: watcher.StatusStopped}
+	c := watcher.Container{InspectedAt: began, ID: g.ID(), Name: st.Name, Status: watcher.StatusStopped}
 	switch st.Status {
 	case StatusRunning:
 		c.Status = watcher.StatusRunning
