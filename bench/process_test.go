@@ -54,6 +54,12 @@ func buildSleeper(t *testing.T) string {
 
 func startSleeperProcess(t *testing.T, extra ...string) *sleeperProcess {
 	t.Helper()
+	return startSleeperBinary(t, buildSleeper(t), extra...)
+}
+
+// startSleeperBinary runs an already built sleeper binary.
+func startSleeperBinary(t *testing.T, bin string, extra ...string) *sleeperProcess {
+	t.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	s := &sleeperProcess{
@@ -61,7 +67,7 @@ func startSleeperProcess(t *testing.T, extra ...string) *sleeperProcess {
 		addr:   freeAddr(t), admin: freeAddr(t), logs: &bytes.Buffer{},
 	}
 	args := append([]string{"--addr", s.addr, "--admin-addr", s.admin, "--label-prefix", s.prefix, "--log-level", "warn"}, extra...)
-	s.cmd = exec.Command(buildSleeper(t), args...)
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -76,9 +82,15 @@ func startSleeperProcess(t *testing.T, extra ...string) *sleeperProcess {
 	return s
 }
 
-func (s *sleeperProcess) proxyURL(host, path string) string {
-	_, port, _ := net.SplitHostPort(s.addr)
-	return "http://" + host + ":" + port + path
+// get sends a GET through sleeper with the given Host, dialling sleeper's
+// loopback address: names are never looked up.
+func (s *sleeperProcess) get(host, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = host
+	return http.DefaultClient.Do(req)
 }
 
 // healthz returns the body of /healthz ("ok", "starting") or "".
@@ -165,4 +177,23 @@ func procStat(t *testing.T, pid int) (rss int64, cpu time.Duration) {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
 	return rss, time.Duration(utime+stime) * time.Second / clkTck
+}
+
+// goroutines reads go_goroutines from sleeper's /metrics.
+func (s *sleeperProcess) goroutines(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no go_goroutines in /metrics")
+	return 0
 }

@@ -66,24 +66,22 @@ func TestScale(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	bin := buildSleeper(t)
 	t0 := time.Now()
-	s := startSleeperWithPrefix(t, prefix)
+	s := startSleeperBinary(t, bin, "--label-prefix", prefix)
+	s.prefix = prefix
 	s.poll(t, 60*time.Second, func() bool { return s.healthz() == "ok" }, "discovery")
 	discovery := time.Since(t0)
 	if got := len(s.containers(t)); got != n {
 		t.Fatalf("managing %d containers, want %d", got, n)
 	}
 	pid := s.cmd.Process.Pid
+	g0 := s.goroutines(t) // before the CPU window: a scrape of 1,000 containers is not idling
 	rss0, cpu0 := procStat(t, pid)
 	time.Sleep(idle) // the measurement is of idling
 	rss1, cpu1 := procStat(t, pid)
-	fmt.Printf("scale: %d containers: discovery %s, RSS %.1f MB after discovery, %.1f MB after %s idle, idle CPU %.3f%% of a core\n",
+	g1 := s.goroutines(t)
+	fmt.Printf("scale: %d containers: discovery %s, RSS %.1f MB after discovery, %.1f MB after %s idle, idle CPU %.3f%% of a core, goroutines %d → %d\n",
 		n, discovery.Round(time.Millisecond), float64(rss0)/1e6, float64(rss1)/1e6, idle,
-		100*float64(cpu1-cpu0)/float64(idle))
-}
-
-func startSleeperWithPrefix(t *testing.T, prefix string) *sleeperProcess {
-	s := startSleeperProcess(t, "--label-prefix", prefix)
-	s.prefix = prefix
-	return s
+		100*float64(cpu1-cpu0)/float64(idle), g0, g1)
 }

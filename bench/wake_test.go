@@ -101,7 +101,7 @@ func TestWakeOverhead(t *testing.T) {
 		stop()
 
 		t0 = time.Now()
-		resp, err := http.Get(s.proxyURL(host, "/"))
+		resp, err := s.get(host, "/")
 		if err != nil {
 			t.Fatal(err)
 		}

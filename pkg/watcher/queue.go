@@ -85,3 +85,10 @@ func (q *queue) len() int {
 	defer q.mu.Unlock()
 	return len(q.pending) + len(q.processing)
 }
+
+// has reports whether name waits in the queue or is being worked on.
+func (q *queue) has(name string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dirty[name] || q.processing[name]
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,7 +19,7 @@ type ReconcilerConfig struct {
 	Registry *Registry
 	Log      *slog.Logger
 	Prefix   string        // label prefix, for the enable check
-	Workers  int           // parallel inspects; 4 when zero
+	Workers  int           // parallel inspects; 16 when zero
 	Resync   time.Duration // full relist period; 1m when zero
 	// OnReconnect is called each time the event stream is re-established
 	// after a loss (for the reconnect metric). May be nil.
@@ -41,7 +42,9 @@ type Reconciler struct {
 // NewReconciler returns a reconciler; Run starts it.
 func NewReconciler(cfg ReconcilerConfig) *Reconciler {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		// The engine answers inspects in parallel: discovery of a thousand
+		// containers is bound by round trips, not by CPU.
+		cfg.Workers = 16
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Minute
@@ -107,6 +110,8 @@ func (r *Reconciler) watch(ctx context.Context) {
 // breaks; connected reports whether the list succeeded.
 func (r *Reconciler) session(parent context.Context, reconnect bool) (connected bool, err error) {
 	ctx, cancel := context.WithCancel(parent)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the relist below ends with the session
 	defer cancel()
 	events, errs := r.cfg.Source.Events(ctx)
 	names, err := r.cfg.Source.List(ctx)
@@ -116,13 +121,15 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	if reconnect && r.cfg.OnReconnect != nil {
 		r.cfg.OnReconnect()
 	}
-	// Known names too: a container removed during an outage is only found
-	// gone by inspecting it.
-	for _, n := range append(names, r.cfg.Registry.Names()...) {
-		r.q.add(n)
-	}
 	r.log.Info("docker containers listed", "labelled", len(names))
-	r.syncOnce.Do(func() { close(r.listed) })
+	// Known names too: a container removed during an outage is only found
+	// gone by inspecting it. The relist runs beside the event loop, which
+	// must keep draining the stream meanwhile.
+	all := append(names, r.cfg.Registry.Names()...)
+	wg.Go(func() {
+		r.relist(ctx, all)
+		r.syncOnce.Do(func() { close(r.listed) })
+	})
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
 	for {
@@ -145,6 +152,55 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 				r.q.add(n)
 			}
 		}
+	}
+}
+
+// relist inspects every name in parallel and applies them to the registry
+// in one batch: one rebuild of the routes for a thousand containers, not a
+// thousand. A name that cannot be inspected goes to the queue for a retry.
+func (r *Reconciler) relist(ctx context.Context, names []string) {
+	slices.Sort(names)
+	names = slices.Compact(names)
+	found := make([]*Container, len(names))
+	var g errgroup.Group
+	g.SetLimit(r.cfg.Workers)
+	for i, n := range names {
+		g.Go(func() error {
+			c, err := r.cfg.Source.Inspect(ctx, n)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				r.q.add(n)
+			default:
+				found[i] = &c
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	var apply []Container
+	for i, n := range names {
+		c := found[i]
+		switch {
+		case c == nil:
+			if !r.q.has(n) {
+				r.cfg.Registry.Remove(n) // gone
+			}
+		case c.Name != n || !labels.Enabled(c.Labels, r.cfg.Prefix):
+			r.cfg.Registry.Remove(n)
+			if c.Name != n {
+				r.q.add(c.Name)
+			}
+		default:
+			apply = append(apply, *c)
+		}
+	}
+	r.cfg.Registry.ApplyAll(apply)
+	for _, c := range apply {
+		r.cfg.Registry.ObserveGuest(ctx, c.Name)
 	}
 }
 

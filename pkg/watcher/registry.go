@@ -119,51 +119,91 @@ func (r *Registry) Changed() <-chan struct{} {
 // Apply records the inspected state of a container carrying the enable
 // label: it parses the labels, creates or updates the watcher and feeds it
 // the observation.
-func (r *Registry) Apply(c Container) {
-	opt := r.cfg.Labels
-	opt.Name = c.Name
-	spec, err := labels.Parse(c.Labels, opt)
-	if errors.Is(err, labels.ErrNotEnabled) {
-		r.Remove(c.Name)
-		return
+func (r *Registry) Apply(c Container) { r.ApplyAll([]Container{c}) }
+
+// ApplyAll is Apply for many containers with one rebuild of the routes:
+// discovery of a thousand containers must not rebuild a thousand times.
+func (r *Registry) ApplyAll(cs []Container) {
+	type parsed struct {
+		c    Container
+		spec labels.Spec
+		err  error
 	}
-	if err == nil && spec.Proxmox != nil && r.cfg.Proxmox == nil {
-		err = fmt.Errorf("label %s.%s: Proxmox support is not configured (set --proxmox-url)", r.prefix(), labels.KeyProxmoxNode)
+	var ps []parsed
+	for _, c := range cs {
+		opt := r.cfg.Labels
+		opt.Name = c.Name
+		spec, err := labels.Parse(c.Labels, opt)
+		if errors.Is(err, labels.ErrNotEnabled) {
+			r.Remove(c.Name)
+			continue
+		}
+		if err == nil && spec.Proxmox != nil && r.cfg.Proxmox == nil {
+			err = fmt.Errorf("label %s.%s: Proxmox support is not configured (set --proxmox-url)", r.prefix(), labels.KeyProxmoxNode)
+		}
+		ps = append(ps, parsed{c, spec, err})
 	}
 	r.mu.Lock()
+	var moved []*Watcher
+	rebuild := false
+	for _, p := range ps {
+		m, changed := r.recordLocked(p.c, p.spec, p.err)
+		moved = append(moved, m...)
+		rebuild = rebuild || changed
+	}
+	var toClose []*Watcher
+	if rebuild {
+		toClose = r.rebuildLocked()
+	}
+	type observe struct {
+		w *Watcher
+		c Container
+	}
+	var obs []observe
+	for _, p := range ps {
+		// A stub's own Docker state means nothing: its guest is observed
+		// through ObserveGuest.
+		if e := r.entries[p.c.Name]; e != nil && e.w != nil && !isStub(e.spec) {
+			obs = append(obs, observe{e.w, p.c})
+		}
+	}
+	r.mu.Unlock()
+	closeAll(append(moved, toClose...))
+	for _, o := range obs {
+		o.w.Observe(o.c)
+	}
+}
+
+// recordLocked stores one parsed container in its entry. It returns the
+// watchers to close and whether the routes may have changed. Callers hold r.mu.
+func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved []*Watcher, changed bool) {
 	e := r.entries[c.Name]
 	if e == nil {
 		e = &entry{}
 		r.entries[c.Name] = e
+		changed = true
 	}
 	prevErr := e.err
+	changed = changed || !e.container.Created.Equal(c.Created)
 	e.container = c
 	if err != nil {
+		changed = changed || e.spec != nil
 		e.spec, e.err = nil, err
 		if prevErr == nil || prevErr.Error() != err.Error() {
 			r.log.Error("container not managed: bad labels", "container", c.Name, "error", err)
 		}
 	} else {
+		changed = changed || e.spec == nil || !reflect.DeepEqual(*e.spec, spec)
 		e.spec = &spec
-		var moved []*Watcher
 		if e.w != nil && !reflect.DeepEqual(e.w.Spec().Proxmox, spec.Proxmox) {
 			// Another guest (or none): the runtime is fixed at New, rebuild.
 			moved, e.w = append(moved, e.w), nil
 		} else if e.w != nil && !reflect.DeepEqual(*e.w.Spec(), spec) {
 			e.w.Update(spec)
 		}
-		defer closeAll(moved)
 	}
 	r.rec.ConfigError(c.Name, err != nil)
-	toClose := r.rebuildLocked()
-	w := e.w
-	r.mu.Unlock()
-	closeAll(toClose)
-	if w != nil && !isStub(e.spec) {
-		// A stub's own Docker state means nothing: its guest is observed
-		// through ObserveGuest.
-		w.Observe(c)
-	}
+	return moved, changed
 }
 
 func isStub(spec *labels.Spec) bool { return spec != nil && spec.Proxmox != nil }

@@ -295,12 +295,16 @@ func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec
 	if c.Health != HealthNone {
 		return w.awaitHealthy(ctx, c)
 	}
+	// A prober lives for one wake only: a thousand sleeping containers
+	// should not each keep an HTTP client around.
+	p := newProber()
+	defer p.close()
 	var probe func(context.Context) bool
 	switch {
 	case hasHTTP(spec):
-		probe = w.prober.http(u, spec.ReadyPath)
+		probe = p.http(u, spec.ReadyPath)
 	case hasTCP(spec):
-		probe = w.prober.tcp(c, spec, w.selfNets)
+		probe = p.tcp(c, spec, w.selfNets)
 	default:
 		return nil
 	}

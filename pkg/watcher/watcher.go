@@ -60,7 +60,6 @@ type Watcher struct {
 	log      *slog.Logger
 	rec      Recorder
 	selfNets []string
-	prober   *prober
 	graph    Graph
 	provider string
 
@@ -111,7 +110,6 @@ func New(cfg Config) *Watcher {
 		log:      cfg.Log.With("container", cfg.Name),
 		rec:      rec,
 		selfNets: cfg.SelfNetworks,
-		prober:   newProber(),
 		graph:    cfg.Graph,
 		provider: cmp.Or(cfg.Provider, ProviderDocker),
 		lifetime: lifetime,
@@ -341,7 +339,6 @@ func (w *Watcher) Close() {
 	w.broadcastLocked()
 	w.mu.Unlock()
 	w.wg.Wait()
-	w.prober.close()
 }
 
 // Info is a point-in-time summary of a watcher, for the API and status page.
