@@ -12,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,4 +119,71 @@ func TestWakeOverhead(t *testing.T) {
 	fmt.Printf("wake overhead: direct start→answer median %s, held request median %s, overhead %s (rounds %d)\n",
 		md.Round(time.Millisecond), mh.Round(time.Millisecond), (mh - md).Round(time.Millisecond), len(held))
 	fmt.Printf("  direct: %v\n  held:   %v\n", direct, held)
+}
+
+// TestHerd5000 holds 5,000 concurrent requests on one sleeping container
+// and reports: all answered by the app, the number of starts, the time to
+// the last answer, and sleeper's resident memory at the peak.
+func TestHerd5000(t *testing.T) {
+	benchOnly(t)
+	s := startSleeperProcess(t, "--max-held", "10000")
+	cli := dockertest.Client(t)
+	name := "herdbench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	host := name + ".localhost"
+	id := dockertest.Run(t, cli, dockertest.Spec{
+		Name: name, Image: dockertest.Image(t), Env: []string{"START_DELAY=300ms", "APP_NAME=" + name},
+		Labels:  map[string]string{s.prefix + ".enable": "true", s.prefix + ".hosts": host},
+		Publish: []string{"8080/tcp"},
+	})
+	s.waitManaged(t, name)
+	starts, stop := dockertest.Starts(context.Background(), cli, id)
+	defer stop()
+	const n = 5000
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n}, Timeout: time.Minute}
+	var wg sync.WaitGroup
+	var ok, bad atomic.Int64
+	var peak atomic.Int64
+	var firstErr atomic.Value
+	t0 := time.Now()
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/", nil)
+			req.Host = host
+			resp, err := client.Do(req)
+			if err != nil {
+				bad.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == 200 && string(b) == "hello from "+name+"\n" {
+				ok.Add(1)
+			} else {
+				bad.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %q", resp.StatusCode, b))
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-tick.C:
+			if rss, _ := procStat(t, s.cmd.Process.Pid); rss > peak.Load() {
+				peak.Store(rss)
+			}
+		}
+	}
+	elapsed := time.Since(t0)
+	time.Sleep(300 * time.Millisecond) // let a (wrong) second start event arrive
+	fmt.Printf("herd: %d concurrent held requests: %d answered by the app, %d failed, %d start(s), last answer after %s, peak RSS %.1f MB\n",
+		n, ok.Load(), bad.Load(), starts(), elapsed.Round(time.Millisecond), float64(peak.Load())/1e6)
+	if e := firstErr.Load(); e != nil {
+		t.Errorf("first failure: %v", e)
+	}
 }

@@ -192,8 +192,10 @@ func (t *transport) get(ctx context.Context, addr string) (*upstreamConn, error)
 	}
 	return &upstreamConn{
 		conn: conn, addr: addr,
-		br: bufio.NewReaderSize(conn, 16<<10),
-		bw: bufio.NewWriterSize(conn, 8<<10),
+		// The standard transport's sizes: a herd of held requests opens a
+		// connection each, and their buffers add up.
+		br: bufio.NewReaderSize(conn, 4<<10),
+		bw: bufio.NewWriterSize(conn, 4<<10),
 	}, nil
 }
 
