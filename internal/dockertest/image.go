@@ -121,28 +121,33 @@ func ensureImage(repo, dockerfile string) (string, error) {
 	sum := sha256.Sum256(bin)
 	tag := repo + ":" + hex.EncodeToString(sum[:])[:12]
 
+	return tag, buildImage(tag, []tarFile{
+		{name: "Dockerfile", mode: 0o644, data: []byte(dockerfile)},
+		{name: "app", mode: 0o755, data: bin},
+	})
+}
+
+// buildImage builds tag from the given context files with the legacy builder,
+// unless the engine already has it.
+func buildImage(tag string, files []tarFile) error {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	cli, err := connect(ctx)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer cli.Close()
 
 	_, err = cli.ImageInspect(ctx, tag)
 	switch {
 	case err == nil:
-		return tag, nil
+		return nil
 	case !cerrdefs.IsNotFound(err):
-		return "", fmt.Errorf("inspect image %s: %w", tag, err)
+		return fmt.Errorf("inspect image %s: %w", tag, err)
 	}
-
-	buildContext, err := contextTar([]tarFile{
-		{name: "Dockerfile", mode: 0o644, data: []byte(dockerfile)},
-		{name: "app", mode: 0o755, data: bin},
-	})
+	buildContext, err := contextTar(files)
 	if err != nil {
-		return "", err
+		return err
 	}
 	res, err := cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
 		Tags:        []string{tag},
@@ -151,13 +156,13 @@ func ensureImage(repo, dockerfile string) (string, error) {
 		ForceRemove: true,
 	})
 	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
+		return fmt.Errorf("build image %s: %w", tag, err)
 	}
 	defer res.Body.Close()
 	if err := readBuildOutput(res.Body); err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
+		return fmt.Errorf("build image %s: %w", tag, err)
 	}
-	return tag, nil
+	return nil
 }
 
 type tarFile struct {

@@ -12,10 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/build"
-	"github.com/moby/moby/client"
 )
 
 // sleeperPackage is the command the sleeper image runs.
@@ -62,45 +58,12 @@ func buildSleeperImage() (string, error) {
 	h.Write(dockerfile)
 	tag := "sleeper-test:" + hex.EncodeToString(h.Sum(nil))[:12]
 
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	cli, err := connect(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer cli.Close()
-
-	_, err = cli.ImageInspect(ctx, tag)
-	switch {
-	case err == nil:
-		return tag, nil
-	case !cerrdefs.IsNotFound(err):
-		return "", fmt.Errorf("inspect image %s: %w", tag, err)
-	}
-
 	// The same context deploy/build-local.sh sends: the Dockerfile and the
 	// binary named "sleeper" (deploy/.dockerignore drops everything else).
-	buildContext, err := contextTar([]tarFile{
+	return tag, buildImage(tag, []tarFile{
 		{name: "Dockerfile", mode: 0o644, data: dockerfile},
 		{name: "sleeper", mode: 0o755, data: bin},
 	})
-	if err != nil {
-		return "", err
-	}
-	res, err := cli.ImageBuild(ctx, buildContext, client.ImageBuildOptions{
-		Tags:        []string{tag},
-		Version:     build.BuilderV1,
-		Remove:      true,
-		ForceRemove: true,
-	})
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
-	}
-	defer res.Body.Close()
-	if err := readBuildOutput(res.Body); err != nil {
-		return "", fmt.Errorf("build image %s: %w", tag, err)
-	}
-	return tag, nil
 }
 
 // moduleRoot finds the checkout from the test's working directory (its package
