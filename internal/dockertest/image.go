@@ -87,26 +87,32 @@ func HealthImage(t testing.TB) string {
 	return tag
 }
 
-// buildBinary compiles the testapp statically for Linux on this architecture and
-// returns its bytes. The temporary directory is removed at once: the bytes are all
-// the image build needs, and a test-scoped TempDir would vanish with the first test.
-func buildBinary() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "sleeper-testapp-")
+// buildBinary compiles the testapp statically for Linux on this architecture.
+func buildBinary() ([]byte, error) { return goBuildStatic("", testappPackage) }
+
+// goBuildStatic compiles pkg (from dir, "" for the current one) as a static
+// Linux binary for this architecture and returns its bytes: static because
+// scratch has no libc, Linux even when tests run on a Mac against a Linux VM,
+// -trimpath so the bytes, and so the image tag, do not depend on where the
+// checkout lives. The temporary directory is removed at once: the bytes are
+// all an image build needs, and a test-scoped TempDir would vanish with the
+// first test.
+func goBuildStatic(dir, pkg string) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "sleeper-build-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "app")
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "bin")
 
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	// "go test" puts its own toolchain first on PATH, so "go" is the one running us.
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, testappPackage)
-	// Static (scratch has no libc) and Linux even when tests run on a Mac against a
-	// Linux VM; -trimpath keeps the binary, and so the tag, independent of the checkout path.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s: %w\n%s", testappPackage, err, msg)
+		return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
 	}
 	return os.ReadFile(out)
 }

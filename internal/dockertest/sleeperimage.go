@@ -1,14 +1,12 @@
 package dockertest
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -49,7 +47,7 @@ func buildSleeperImage() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin, err := buildSleeperBinary(root)
+	bin, err := goBuildStatic(root, sleeperPackage)
 	if err != nil {
 		return "", err
 	}
@@ -78,26 +76,4 @@ func moduleRoot() (string, error) {
 		return "", fmt.Errorf("go env GOMOD: not inside the sleeper module")
 	}
 	return filepath.Dir(gomod), nil
-}
-
-// buildSleeperBinary compiles sleeper as deploy/build-local.sh does: static
-// (scratch has no libc), for Linux on this architecture, with -trimpath so the
-// bytes, and so the tag, do not depend on where the checkout lives.
-func buildSleeperBinary(root string) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "sleeper-image-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "sleeper")
-
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, sleeperPackage)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build %s: %w\n%s", sleeperPackage, err, msg)
-	}
-	return os.ReadFile(out)
 }
