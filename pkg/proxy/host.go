@@ -6,19 +6,28 @@ import (
 )
 
 // normalizeHost turns a Host header into a routing key: lower-case, without
-// port, brackets or trailing dot. The common case (already clean) returns the
-// input without allocating.
+// port, brackets or trailing dot. The common cases (a lower-case name, with
+// or without a port) return a substring of the input without allocating.
 func normalizeHost(h string) string {
-	clean := true
+	colon := -1
 	for i := 0; i < len(h); i++ {
-		if c := h[i]; c == ':' || c == '[' || ('A' <= c && c <= 'Z') {
-			clean = false
-			break
+		switch c := h[i]; {
+		case 'A' <= c && c <= 'Z', c == '[':
+			return normalizeHostSlow(h)
+		case c == ':':
+			if colon >= 0 {
+				return normalizeHostSlow(h) // an IPv6 literal
+			}
+			colon = i
 		}
 	}
-	if clean && !strings.HasSuffix(h, ".") {
-		return h
+	if colon >= 0 {
+		h = h[:colon]
 	}
+	return strings.TrimSuffix(h, ".")
+}
+
+func normalizeHostSlow(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	} else {

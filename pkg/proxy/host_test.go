@@ -24,6 +24,9 @@ func TestNormalizeHost(t *testing.T) {
 		"[::1]:8080":          "::1",
 		"[::1]":               "::1",
 		"":                    "",
+		"app.localhost:":      "app.localhost",
+		"::1":                 "::1",
+		"a:b:c":               "a:b:c",
 	}
 	for in, want := range cases {
 		t.Run(in, func(t *testing.T) {
@@ -36,8 +39,10 @@ func TestNormalizeHost(t *testing.T) {
 }
 
 func TestNormalizeHostCleanDoesNotAllocate(t *testing.T) {
-	if n := testing.AllocsPerRun(100, func() { _ = normalizeHost("app.localhost") }); n != 0 {
-		t.Fatalf("%v allocations for a clean host", n)
+	for _, h := range []string{"app.localhost", "app.localhost:8080", "app.localhost.:8080"} {
+		if n := testing.AllocsPerRun(100, func() { _ = normalizeHost(h) }); n != 0 {
+			t.Fatalf("%v allocations for %q", n, h)
+		}
 	}
 }
 
