@@ -101,6 +101,10 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- main.Serve(s.ln) }()
 	s.log.Info("proxy listening", "addr", s.ln.Addr().String())
 
+	// A port that could not be bound (another process had it) is tried
+	// again every few seconds, not only when the routes change.
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
 	for {
 		changed := s.cfg.Routes.Changed()
 		rt := s.cfg.Routes.Routes()
@@ -108,6 +112,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.cfg.Handler.prune(rt)
 		select {
 		case <-changed:
+			continue
+		case <-retry.C:
 			continue
 		case err := <-errc:
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace)
