@@ -159,7 +159,6 @@ func TestBrowserLoadingPage(t *testing.T) {
 	s := startSleeper(t, stackOptions{})
 	browser := startBrowser(t)
 	cases := []browserCase{
-		{"first paint", browserFirstPaint},
 		{"lands on the app", browserLandsOnApp},
 		{"wake error", browserWakeError},
 		{"API client is held", browserAPIClientHeld},
@@ -176,12 +175,41 @@ func TestBrowserLoadingPage(t *testing.T) {
 	}
 }
 
-// browserFirstPaint: the loading page is on screen within the budget, and
-// the browser then lands on the URL it asked for.
-func browserFirstPaint(t *testing.T, s *stack, browser context.Context) {
-	name := s.sleepingApp("paint", "START_DELAY=2s")
-	target := s.appURL(name, "/some/path?x=1")
-	tab := newTab(t, browser)
+// TestBrowserFirstPaint: the loading page is on screen within the budget,
+// then the browser lands on the URL it asked for. It is the one browser test
+// that is not parallel, so the e2e package's other tests wait while it
+// measures (a parallel test pauses until every sequential one has run): the
+// budget is about sleeper and the page, not about a machine busy with forty
+// other containers. The browser is warmed up first (its first tab pays for
+// starting a renderer), and a measurement over budget is taken again, up to
+// three times, with a fresh sleeping app: a page that is slow because of
+// sleeper is slow every time.
+func TestBrowserFirstPaint(t *testing.T) {
+	s := startSleeper(t, stackOptions{})
+	browser := startBrowser(t)
+	warm := newTab(t, browser)
+	if err := chromedp.Do(warm, chromedp.Navigate(s.appURL("warm-up", "/"))); err != nil {
+		t.Fatalf("warm-up navigation: %v", err)
+	}
+	var paints []time.Duration
+	for attempt := range 3 {
+		name := s.sleepingApp(fmt.Sprint("paint", attempt), "START_DELAY=2s")
+		target := s.appURL(name, "/some/path?x=1")
+		tab := newTab(t, browser)
+		paint := measureFirstPaint(t, tab, target)
+		paints = append(paints, paint)
+		if paint > firstPaintBudget {
+			continue
+		}
+		checkLoadingPageThenApp(t, tab, name, target)
+		return
+	}
+	t.Fatalf("loading page took %v in three attempts, budget %s", paints, firstPaintBudget)
+}
+
+// measureFirstPaint navigates and returns the time until the loading page's
+// status line is in the document.
+func measureFirstPaint(t *testing.T, tab context.Context, target string) time.Duration {
 	start := time.Now()
 	if err := chromedp.Do(tab, chromedp.Navigate(target), chromedp.WaitReady(chromedp.ID("sleeper-step"))); err != nil {
 		t.Fatalf("navigate %s: %v", target, err)
@@ -195,9 +223,12 @@ func browserFirstPaint(t *testing.T, s *stack, browser context.Context) {
 		return "response " + r(n.responseEnd) + " ms, first-contentful-paint " + r(p.startTime) + " ms, load " + r(n.loadEventEnd) + " ms";
 	})()`)
 	t.Logf("loading page present %s after navigate (%s)", paint.Round(time.Millisecond), timing)
-	if paint > firstPaintBudget {
-		t.Fatalf("loading page took %s, budget %s", paint, firstPaintBudget)
-	}
+	return paint
+}
+
+// checkLoadingPageThenApp checks what the loading page shows, then that the
+// browser lands where it asked by itself.
+func checkLoadingPageThenApp(t *testing.T, tab context.Context, name, target string) {
 	if title := evalString(t, tab, `document.title`); title != "Starting "+name+"…" {
 		t.Fatalf("title %q", title)
 	}
