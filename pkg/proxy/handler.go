@@ -167,6 +167,13 @@ func (h *Handler) reserved(w *watcher.Watcher, rw http.ResponseWriter, r *http.R
 // hold waits for the container's wake and then forwards the request.
 func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	name := w.Name()
+	if w.Acquire() {
+		// Woke up between Serve's check and here: not held after all.
+		defer w.Release()
+		h.rec.Request(name, "proxied")
+		h.forward(w, rw, r)
+		return
+	}
 	n := w.AddHeld(1)
 	defer w.AddHeld(-1)
 	if h.maxHeld > 0 && n > h.maxHeld {

@@ -375,7 +375,10 @@ func (w *Watcher) Info() Info {
 		Held:         w.held.Load(),
 		Managed:      true,
 	}
-	if info.State == StateReady && spec.IdleTimeout > 0 {
+	// A dependency kept up by its dependents has no sleep time of its own
+	// to show; neither has a container with a request or stream open.
+	busy := info.InFlight > 0 || (w.graph != nil && w.graph.DependentsAwake(w.name))
+	if info.State == StateReady && spec.IdleTimeout > 0 && !busy {
 		info.SleepsAt = info.LastActivity.Add(spec.IdleTimeout)
 	}
 	if w.lastWake != nil {
