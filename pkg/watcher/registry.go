@@ -2,7 +2,6 @@ package watcher
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -206,72 +205,6 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved
 	return moved, changed
 }
 
-func isStub(spec *labels.Spec) bool { return spec != nil && spec.Proxmox != nil }
-
-// ObserveGuest inspects the Proxmox guest of a stub container and feeds the
-// watcher; it does nothing for other containers. A failure is logged once
-// per distinct reason and leaves the watcher as it was: a request still gets
-// a wake, which fails with the reason.
-func (r *Registry) ObserveGuest(ctx context.Context, name string) {
-	r.mu.Lock()
-	e := r.entries[name]
-	if e == nil || e.w == nil || !isStub(e.spec) {
-		r.mu.Unlock()
-		return
-	}
-	w, rt, prev := e.w, e.w.rt, e.guestErr
-	r.mu.Unlock()
-	c, err := rt.Inspect(ctx, "")
-	r.mu.Lock()
-	if e := r.entries[name]; e != nil {
-		e.guestErr = ""
-		if err != nil {
-			e.guestErr = err.Error()
-		}
-	}
-	r.mu.Unlock()
-	if err != nil {
-		if ctx.Err() == nil && err.Error() != prev {
-			r.log.Warn("proxmox guest not reachable", "container", name, "error", err)
-		}
-		return
-	}
-	w.Observe(c)
-}
-
-// GuestNames returns the stub containers that configure a Proxmox guest.
-func (r *Registry) GuestNames(node string, vmid int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for n, e := range r.entries {
-		if isStub(e.spec) && e.spec.Proxmox.Node == node && e.spec.Proxmox.VMID == vmid {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// Remove forgets a container that is gone or no longer labelled.
-func (r *Registry) Remove(name string) {
-	r.mu.Lock()
-	e, ok := r.entries[name]
-	if !ok {
-		r.mu.Unlock()
-		return
-	}
-	delete(r.entries, name)
-	toClose := r.rebuildLocked()
-	if e.w != nil {
-		toClose = append(toClose, e.w)
-	}
-	r.mu.Unlock()
-	closeAll(toClose)
-	r.rec.Forget(name)
-	r.log.Info("container forgotten", "container", name)
-}
-
 // ReportProblem records (err != nil) or clears (err == nil) a problem a front
 // door found with a container's routes after the fact, such as a port that
 // cannot be bound. It shows as the container's error in List.
@@ -456,86 +389,4 @@ func (r *Registry) rebuildLocked() []*Watcher {
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return toClose
-}
-
-// Routes is an immutable snapshot of who answers what.
-type Routes struct {
-	Hosts     map[string]*Watcher // exact host name
-	Wildcards map[string]*Watcher // "example.com" for "*.example.com"
-	Listen    map[uint16]*Watcher // sleeper.listen ports
-	Streams   map[labels.Stream]*Watcher
-	ByName    map[string]*Watcher
-	owners    map[string]string // claim key → container name, for conflict messages
-	// The dependency graph among managed containers, by name.
-	deps       map[string][]string
-	dependents map[string][]string
-}
-
-func newRoutes() *Routes {
-	return &Routes{
-		Hosts:      map[string]*Watcher{},
-		Wildcards:  map[string]*Watcher{},
-		Listen:     map[uint16]*Watcher{},
-		Streams:    map[labels.Stream]*Watcher{},
-		ByName:     map[string]*Watcher{},
-		owners:     map[string]string{},
-		deps:       map[string][]string{},
-		dependents: map[string][]string{},
-	}
-}
-
-// Lookup finds the watcher for a host name that is already lower-case,
-// without port or trailing dot. A wildcard matches exactly one label.
-func (rt *Routes) Lookup(host string) *Watcher {
-	if w, ok := rt.Hosts[host]; ok {
-		return w
-	}
-	if i := strings.IndexByte(host, '.'); i >= 0 {
-		return rt.Wildcards[host[i+1:]]
-	}
-	return nil
-}
-
-func claimKeys(spec *labels.Spec) []string {
-	keys := make([]string, 0, len(spec.Hosts)+len(spec.Listen)+len(spec.Streams))
-	for _, h := range spec.Hosts {
-		keys = append(keys, "host "+h)
-	}
-	for _, p := range spec.Listen {
-		keys = append(keys, fmt.Sprintf("listen port %d", p))
-	}
-	for _, s := range spec.Streams {
-		keys = append(keys, fmt.Sprintf("stream port %d/%s", s.Listen, s.Protocol))
-	}
-	return keys
-}
-
-func (rt *Routes) conflict(name string, spec *labels.Spec) error {
-	for _, k := range claimKeys(spec) {
-		if owner, ok := rt.owners[k]; ok {
-			return fmt.Errorf("%s is already claimed by container %s", k, owner)
-		}
-	}
-	return nil
-}
-
-func (rt *Routes) claim(w *Watcher) {
-	spec := w.Spec()
-	for _, k := range claimKeys(spec) {
-		rt.owners[k] = w.Name()
-	}
-	for _, h := range spec.Hosts {
-		if rest, ok := strings.CutPrefix(h, "*."); ok {
-			rt.Wildcards[rest] = w
-		} else {
-			rt.Hosts[h] = w
-		}
-	}
-	for _, p := range spec.Listen {
-		rt.Listen[p] = w
-	}
-	for _, s := range spec.Streams {
-		rt.Streams[s] = w
-	}
-	rt.ByName[w.Name()] = w
 }
