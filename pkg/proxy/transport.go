@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,8 +36,9 @@ type transport struct {
 	// within it.
 	maxIdleAge time.Duration
 
-	mu   sync.Mutex
-	idle map[string][]*upstreamConn
+	mu    sync.Mutex
+	idle  map[string][]*upstreamConn
+	sweep *time.Timer // reaps expired idle connections; nil while the pool is empty
 }
 
 func newTransport(fallback *http.Transport) *transport {
@@ -48,6 +50,10 @@ func newTransport(fallback *http.Transport) *transport {
 		idle:       map[string][]*upstreamConn{},
 	}
 }
+
+// maxInformational bounds the 1xx answers read before the real one. They
+// are dropped: 103 Early Hints do not reach the client on this path.
+const maxInformational = 8
 
 // upstreamConn is one kept-alive connection to an upstream.
 type upstreamConn struct {
@@ -64,8 +70,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hasBody(req) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" || hasExpectContinue(req) {
 		return t.fallback.RoundTrip(req)
 	}
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
 	for attempt := 0; ; attempt++ {
-		pc, err := t.get(req.Context(), req.URL.Host)
+		// The retry dials afresh: the next pooled connection may be just as
+		// dead (an app restart closes them all).
+		pc, err := t.get(req.Context(), addr, attempt == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +125,11 @@ func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Respons
 	}
 	resp, err := http.ReadResponse(pc.br, req)
 	// Informational answers (103 Early Hints, a stray 100) precede the real one.
-	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+	for n := 0; err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols; n++ {
+		if n == maxInformational {
+			err = fmt.Errorf("more than %d informational answers", maxInformational)
+			break
+		}
 		resp, err = http.ReadResponse(pc.br, req)
 	}
 	if err != nil {
@@ -149,12 +165,13 @@ func (b *connBody) Read(p []byte) (int, error) {
 }
 
 func (b *connBody) Close() error {
-	err := b.ReadCloser.Close()
 	if !b.done {
+		// Abandoned half-way: close the connection first, so that closing
+		// the body does not read the rest of it (an endless stream).
 		b.done = true
 		b.finish(false)
 	}
-	return err
+	return b.ReadCloser.Close()
 }
 
 func (b *connBody) finish(clean bool) {
@@ -167,9 +184,9 @@ func (b *connBody) finish(clean bool) {
 	b.t.put(b.pc)
 }
 
-func (t *transport) get(ctx context.Context, addr string) (*upstreamConn, error) {
+func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstreamConn, error) {
 	t.mu.Lock()
-	if list := t.idle[addr]; len(list) > 0 {
+	if list := t.idle[addr]; pooled && len(list) > 0 {
 		// Newest first; when the newest is too old, all of them are.
 		pc := list[len(list)-1]
 		if time.Since(pc.since) <= t.maxIdleAge {
@@ -213,6 +230,43 @@ func (t *transport) put(pc *upstreamConn) {
 	}
 	pc.since = time.Now()
 	t.idle[pc.addr] = append(t.idle[pc.addr], pc)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.maxIdleAge, t.reap)
+	}
+}
+
+// reap closes pooled connections past their idle age. Published ports and
+// IPs change on every wake, so a pool for an old address would otherwise
+// keep its sockets forever; it re-arms while connections remain.
+func (t *transport) reap() {
+	var dead []*upstreamConn
+	t.mu.Lock()
+	now := time.Now()
+	for addr, list := range t.idle {
+		keep := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.since) > t.maxIdleAge {
+				dead = append(dead, pc)
+			} else {
+				keep = append(keep, pc)
+			}
+		}
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = keep
+		}
+	}
+	if len(t.idle) > 0 {
+		t.sweep.Reset(t.maxIdleAge)
+	} else {
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	for _, pc := range dead {
+		pc.conn.Close()
+	}
 }
 
 // CloseIdleConnections closes every pooled connection (and the fallback's).

@@ -171,3 +171,76 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+func TestTransportCloseBeforeEOFDoesNotDrain(t *testing.T) {
+	t.Parallel()
+	srv, _ := countingServer(t, func(rw http.ResponseWriter, r *http.Request) {
+		for r.Context().Err() == nil { // an endless stream
+			if _, err := rw.Write(make([]byte, 32<<10)); err != nil {
+				return
+			}
+		}
+	})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	resp, err := newTestTransport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = resp.Body.Read(make([]byte, 1024))
+	done := make(chan struct{})
+	go func() { _ = resp.Body.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Body.Close blocked: it drains an endless body instead of closing the connection")
+	}
+}
+
+func TestTransportDefaultPort(t *testing.T) {
+	t.Parallel()
+	req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
+	_, err := newTestTransport().RoundTrip(req)
+	if err != nil && strings.Contains(err.Error(), "missing port") {
+		t.Fatalf("an upstream without a port is not dialled on 80: %v", err)
+	}
+}
+
+func TestTransportRetryDialsFresh(t *testing.T) {
+	t.Parallel()
+	srv, _ := countingServer(t, func(rw http.ResponseWriter, _ *http.Request) {
+		time.Sleep(20 * time.Millisecond) // overlap the two requests: two pooled connections
+		_, _ = io.WriteString(rw, "ok")
+	})
+	tr := newTestTransport()
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() { get(t, tr, srv.URL, true); done <- struct{}{} }()
+	}
+	<-done
+	<-done
+	srv.CloseClientConnections() // an app restart: every kept-alive connection dies
+	if resp := get(t, tr, srv.URL, true); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func TestTransportReapsIdleConnections(t *testing.T) {
+	t.Parallel()
+	srv, _ := countingServer(t, func(rw http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(rw, "ok") })
+	tr := newTestTransport()
+	tr.maxIdleAge = 20 * time.Millisecond
+	get(t, tr, srv.URL, true)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr.mu.Lock()
+		n := len(tr.idle)
+		tr.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("idle connections of an address nobody uses any more are never closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

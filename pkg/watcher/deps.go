@@ -190,7 +190,11 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	// A stop of this dependency (its last dependent went to sleep) may be
 	// under way: let it finish, then start it again, rather than count on
 	// a container that is about to go down.
+	// Noting the user and reading the stop in one section: a Released that
+	// comes after either sees this dependent, one that came before has
+	// registered its stop.
 	r.depMu.Lock()
+	r.noteUserLocked(c.ID, dependent)
 	stopping := r.stopping[c.ID]
 	r.depMu.Unlock()
 	if stopping != nil {
@@ -199,8 +203,10 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		r.depMu.Lock()
+		r.noteUserLocked(c.ID, dependent) // the stop forgot the users
+		r.depMu.Unlock()
 	}
-	r.noteUser(c.ID, dependent)
 	// The shared start runs under its own deadline, not the first caller's:
 	// one impatient dependent must not fail the start for the others.
 	_, err, _ := r.starts.Do(c.ID, func() (any, error) {
@@ -249,9 +255,7 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	}
 }
 
-func (r *Registry) noteUser(id, dependent string) {
-	r.depMu.Lock()
-	defer r.depMu.Unlock()
+func (r *Registry) noteUserLocked(id, dependent string) {
 	if r.users[id] == nil {
 		r.users[id] = map[string]bool{}
 	}

@@ -53,22 +53,3 @@ func (r *Registry) GuestNames(node string, vmid int) []string {
 	slices.Sort(out)
 	return out
 }
-
-// Remove forgets a container that is gone or no longer labelled.
-func (r *Registry) Remove(name string) {
-	r.mu.Lock()
-	e, ok := r.entries[name]
-	if !ok {
-		r.mu.Unlock()
-		return
-	}
-	delete(r.entries, name)
-	toClose := r.rebuildLocked()
-	if e.w != nil {
-		toClose = append(toClose, e.w)
-	}
-	r.mu.Unlock()
-	closeAll(toClose)
-	r.rec.Forget(name)
-	r.log.Info("container forgotten", "container", name)
-}

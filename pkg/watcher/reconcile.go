@@ -162,10 +162,12 @@ func (r *Reconciler) relist(ctx context.Context, names []string) {
 	slices.Sort(names)
 	names = slices.Compact(names)
 	found := make([]*Container, len(names))
+	began := make([]time.Time, len(names))
 	var g errgroup.Group
 	g.SetLimit(r.cfg.Workers)
 	for i, n := range names {
 		g.Go(func() error {
+			began[i] = time.Now()
 			c, err := r.cfg.Source.Inspect(ctx, n)
 			switch {
 			case errors.Is(err, ErrNotFound):
@@ -187,10 +189,10 @@ func (r *Reconciler) relist(ctx context.Context, names []string) {
 		switch {
 		case c == nil:
 			if !r.q.has(n) {
-				r.cfg.Registry.Remove(n) // gone
+				r.cfg.Registry.RemoveIfOlder(n, began[i]) // gone, unless re-created since
 			}
 		case c.Name != n || !labels.Enabled(c.Labels, r.cfg.Prefix):
-			r.cfg.Registry.Remove(n)
+			r.cfg.Registry.RemoveIfOlder(n, began[i])
 			if c.Name != n {
 				r.q.add(c.Name)
 			}

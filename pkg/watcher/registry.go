@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/singleflight"
 
@@ -77,6 +78,8 @@ type entry struct {
 	problems map[string]string
 	// guestErr is why the stub's Proxmox guest could not be inspected.
 	guestErr string
+	// cycle: the container is in a depends_on cycle (a config error).
+	cycle bool
 }
 
 // NewRegistry returns an empty registry.
@@ -145,11 +148,17 @@ func (r *Registry) ApplyAll(cs []Container) {
 	r.mu.Lock()
 	var moved []*Watcher
 	rebuild := false
+	fresh := ps[:0]
 	for _, p := range ps {
-		m, changed := r.recordLocked(p.c, p.spec, p.err)
+		m, changed, stale := r.recordLocked(p.c, p.spec, p.err)
+		if stale {
+			continue
+		}
+		fresh = append(fresh, p)
 		moved = append(moved, m...)
 		rebuild = rebuild || changed
 	}
+	ps = fresh
 	var toClose []*Watcher
 	if rebuild {
 		toClose = r.rebuildLocked()
@@ -175,8 +184,12 @@ func (r *Registry) ApplyAll(cs []Container) {
 
 // recordLocked stores one parsed container in its entry. It returns the
 // watchers to close and whether the routes may have changed. Callers hold r.mu.
-func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved []*Watcher, changed bool) {
+func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved []*Watcher, changed, stale bool) {
 	e := r.entries[c.Name]
+	if e != nil && !c.InspectedAt.IsZero() && c.InspectedAt.Before(e.container.InspectedAt) {
+		// An older inspect than the one applied (a relist racing a worker).
+		return nil, false, true
+	}
 	if e == nil {
 		e = &entry{}
 		r.entries[c.Name] = e
@@ -201,8 +214,8 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved
 			e.w.Update(spec)
 		}
 	}
-	r.rec.ConfigError(c.Name, err != nil)
-	return moved, changed
+	r.rec.ConfigError(c.Name, err != nil || e.cycle)
+	return moved, changed, false
 }
 
 // ReportProblem records (err != nil) or clears (err == nil) a problem a front
@@ -223,6 +236,30 @@ func (r *Registry) ReportProblem(name, what string, err error) {
 		e.problems = map[string]string{}
 	}
 	e.problems[what] = fmt.Sprintf("%s: %v", what, err)
+}
+
+// Remove forgets a container that is gone or no longer labelled.
+func (r *Registry) Remove(name string) { r.RemoveIfOlder(name, time.Time{}) }
+
+// RemoveIfOlder forgets a container unless the registry holds an
+// observation of it made after seen (zero: always forget). A relist that
+// found a name gone must not undo a newer container a worker just applied.
+func (r *Registry) RemoveIfOlder(name string, seen time.Time) {
+	r.mu.Lock()
+	e, ok := r.entries[name]
+	if !ok || (!seen.IsZero() && e.container.InspectedAt.After(seen)) {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.entries, name)
+	toClose := r.rebuildLocked()
+	if e.w != nil {
+		toClose = append(toClose, e.w)
+	}
+	r.mu.Unlock()
+	closeAll(toClose)
+	r.rec.Forget(name)
+	r.log.Info("container forgotten", "container", name)
 }
 
 // Names returns the names of every container the registry knows.
@@ -336,6 +373,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 		}
 		err := rt.conflict(name, e.spec)
 		cycle, inOne := inCycle[name]
+		e.cycle = inOne
 		if inOne {
 			err = fmt.Errorf("label %s.%s: dependency cycle %s", r.prefix(), labels.KeyDependsOn, cycle)
 		}

@@ -188,6 +188,9 @@ func (w *Watcher) bringUp(ctx context.Context, op *wakeOp, spec *labels.Spec) (*
 		if err != nil {
 			return nil, err
 		}
+		if !c.Awake() {
+			return nil, exitedError(c) // died while frozen, or at thaw
+		}
 		return ResolveUpstream(c, spec, w.selfNets)
 	default:
 		err := w.rt.Start(ctx, id)

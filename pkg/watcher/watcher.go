@@ -303,12 +303,13 @@ func (w *Watcher) releaseDepsLocked() {
 // acceptLocked drops observations older than the one the watcher has: a
 // reconcile that inspected before our own start may report after it.
 func (w *Watcher) acceptLocked(c Container) bool {
-	if !c.InspectedAt.IsZero() && c.InspectedAt.Before(w.lastAction) {
+	o := w.observed
+	if c.ID == o.ID && !c.InspectedAt.IsZero() && c.InspectedAt.Before(w.lastAction) {
 		// Begun before our own start or stop finished: it may show either
-		// side of it. The event that follows brings a fresh one.
+		// side of it. The event that follows brings a fresh one. (Another
+		// container under the name, a recreate, is news whatever its age.)
 		return false
 	}
-	o := w.observed
 	if o.ID == "" || o.ID != c.ID {
 		return true
 	}
