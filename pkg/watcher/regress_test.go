@@ -59,7 +59,7 @@ func TestOlderSnapshotDoesNotRevert(t *testing.T) {
 	old := Container{ID: "c1", Name: "app", Status: StatusRunning, Created: time.Now(), Labels: lbl, InspectedAt: time.Now()}
 	time.Sleep(time.Millisecond)
 	nw := Container{ID: "c2", Name: "app", Status: StatusRunning, Created: time.Now(), Labels: lbl, InspectedAt: time.Now()}
-	reg.Apply(nw)       // event reconcile
+	reg.Apply(nw)                  // event reconcile
 	reg.ApplyAll([]Container{old}) // relist's earlier inspect, applied late
 	w := reg.Get("app")
 	t.Logf("watcher id=%s", w.ID())
