@@ -69,6 +69,9 @@ type stackOptions struct {
 	// the given secret (the fake's own when empty).
 	pve       *pvefake.Server
 	pveSecret string
+	// readHeaderTimeout shortens the slowloris limit (the default is
+	// sleeper's own 10 s).
+	readHeaderTimeout time.Duration
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -124,7 +127,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 		Addr:    "127.0.0.1:0",
 		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
 		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
-		ReadHeaderTimeout: time.Second,
+		ReadHeaderTimeout: opt.readHeaderTimeout,
 	})
 	addr, err := srv.Listen()
 	if err != nil {

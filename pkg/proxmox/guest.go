@@ -60,8 +60,9 @@ func (g *Guest) wrap(step string, err error) error {
 // Start starts the guest and waits for its task, then until it runs (an HA
 // managed guest is started by the HA stack after the task) and shows an
 // address, for at most RuntimeConfig.AddressWait.
-func (g *Guest) Start(ctx context.Context, _ string) error {
+func (g *Guest) Start(ctx context.Context, _ string) (err error) {
 	defer g.rt.fast()()
+	defer g.note(&err, StatusRunning)
 	upid, err := g.rt.client.Start(ctx, g.node, g.vmid)
 	switch {
 	case errors.Is(err, ErrAlreadyRunning):
@@ -121,7 +122,8 @@ func (g *Guest) awaitUp(ctx context.Context, upid UPID) error {
 // Stop shuts the guest down cleanly within opt.Timeout (whole seconds;
 // opt.Signal is ignored: PVE sends none of its own choosing), and stops it
 // by force when that did not bring it down.
-func (g *Guest) Stop(ctx context.Context, _ string, opt watcher.StopOptions) error {
+func (g *Guest) Stop(ctx context.Context, _ string, opt watcher.StopOptions) (err error) {
+	defer g.note(&err, StatusStopped)
 	defer g.rt.fast()()
 	timeout := opt.Timeout
 	if timeout <= 0 {
@@ -154,7 +156,8 @@ func (g *Guest) Stop(ctx context.Context, _ string, opt watcher.StopOptions) err
 
 // Kill stops the guest at once (PVE's stop, lxc-stop --kill). The signal
 // is ignored: PVE takes none.
-func (g *Guest) Kill(ctx context.Context, _ string, _ string) error {
+func (g *Guest) Kill(ctx context.Context, _ string, _ string) (err error) {
+	defer g.note(&err, StatusStopped)
 	defer g.rt.fast()()
 	return g.kill(ctx)
 }
@@ -258,4 +261,13 @@ func parseInet(s string) (netip.Addr, bool) {
 	}
 	a, err := netip.ParseAddr(s)
 	return a, err == nil
+}
+
+// note tells the poller the status sleeper itself just brought about, so
+// that the next poll compares against it: a start in the PVE UI right after
+// our stop, between two polls, is a change and not "running as before".
+func (g *Guest) note(err *error, status string) {
+	if *err == nil && g.rt.poller != nil {
+		g.rt.poller.Note(g.node, g.vmid, status)
+	}
 }

@@ -39,10 +39,16 @@ type Poller struct {
 	kick chan struct{} // a fast mode began: recompute the wait now
 
 	mu     sync.Mutex
-	fast   int                 // holders of Fast
-	last   map[guestKey]string // status per LXC guest as of the last poll
-	synced bool                // last poll succeeded; false reports everything next time
-	failed bool                // last poll failed, for logging once per outage
+	fast   int               // holders of Fast
+	last   map[guestKey]seen // status per LXC guest as of the last poll
+	synced bool              // last poll succeeded; false reports everything next time
+	failed bool              // last poll failed, for logging once per outage
+}
+
+// seen is what a poll saw of one guest.
+type seen struct {
+	status string
+	uptime time.Duration
 }
 
 // NewPoller returns a poller; Run starts it.
@@ -85,7 +91,7 @@ func (p *Poller) Status(node string, vmid int) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.last[guestKey{node, vmid}]
-	return s, ok
+	return s.status, ok
 }
 
 func (p *Poller) interval() time.Duration {
@@ -141,10 +147,10 @@ func (p *Poller) poll(ctx context.Context) {
 		}
 		return
 	}
-	now := make(map[guestKey]string, len(res))
+	now := make(map[guestKey]seen, len(res))
 	for _, r := range res {
 		if r.Type == "lxc" && r.Node != "" && r.VMID > 0 {
-			now[guestKey{r.Node, r.VMID}] = r.Status
+			now[guestKey{r.Node, r.VMID}] = seen{r.Status, r.Uptime}
 		}
 	}
 	p.mu.Lock()
@@ -155,8 +161,11 @@ func (p *Poller) poll(ctx context.Context) {
 		p.log.Info("proxmox poll works again")
 	}
 	for k, s := range now {
-		if old, ok := prev[k]; !synced || !ok || old != s {
-			p.cfg.OnChange(k.node, k.vmid, s)
+		old, ok := prev[k]
+		// A shorter uptime is a restart between two polls: a change too.
+		restarted := s.status == StatusRunning && s.uptime < old.uptime
+		if !synced || !ok || old.status != s.status || restarted {
+			p.cfg.OnChange(k.node, k.vmid, s.status)
 		}
 	}
 	for k := range prev {
@@ -164,4 +173,15 @@ func (p *Poller) poll(ctx context.Context) {
 			p.cfg.OnChange(k.node, k.vmid, "")
 		}
 	}
+}
+
+// Note records a status that sleeper brought about itself (a start or a
+// stop it made), as if a poll had seen it.
+func (p *Poller) Note(node string, vmid int, status string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = map[guestKey]seen{}
+	}
+	p.last[guestKey{node, vmid}] = seen{status: status}
 }

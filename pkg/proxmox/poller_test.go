@@ -136,3 +136,25 @@ func TestPollerSurvivesFailures(t *testing.T) {
 		t.Errorf("changes reported without a successful poll: %v", got)
 	}
 }
+
+// TestPollerSeesAStartRightAfterOurStop: sleeper stops a guest and someone
+// starts it in the PVE UI before the next poll. The poller never saw it
+// stopped, but Note told it, so the start is still a change.
+func TestPollerSeesAStartRightAfterOurStop(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, pvefake.Config{})
+	f.AddLXC("pve1", 110, "app", guestAddr)
+	if err := f.SetRunning("pve1", 110, true); err != nil {
+		t.Fatal(err)
+	}
+	ch := &changes{}
+	log, _ := testLogger(t)
+	p := NewPoller(PollerConfig{Client: newClient(t, f, nil), Interval: time.Hour, OnChange: ch.add, Log: log})
+	p.poll(context.Background()) // first poll: running
+	before := len(ch.list())
+	p.Note("pve1", 110, StatusStopped) // our stop, and a UI start before the next poll
+	p.poll(context.Background())
+	if got := ch.list(); len(got) != before+1 || got[len(got)-1] != "pve1/110=running" {
+		t.Fatalf("changes %v, want one more: pve1/110=running", got)
+	}
+}
