@@ -142,7 +142,7 @@ func (h *Handler) ForPort(port uint16) http.Handler {
 // Serve handles a request for one container.
 func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
-		h.reserved(w, rw, r)
+		h.serveReserved(w, rw, r) // loading.go: events, status, assets
 		return
 	}
 	if w.Acquire() {
@@ -156,12 +156,6 @@ func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Requ
 		return
 	}
 	h.hold(w, rw, r)
-}
-
-// reserved answers /.sleeper/ paths: the loading page's events, status and
-// assets (loading.go); anything else there is 404.
-func (h *Handler) reserved(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
-	h.serveReserved(w, rw, r)
 }
 
 // hold waits for the container's wake and then forwards the request.

@@ -393,7 +393,7 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 		switch {
 		case errors.Is(err, ErrWakeTimeout):
 			result = "timeout"
-		case errorsIsCancel(err):
+		case errors.Is(err, context.Canceled):
 			err = ErrClosed
 			result = "cancelled"
 		default:

@@ -17,7 +17,6 @@ package watcher
 import (
 	"cmp"
 	"context"
-	"errors"
 	"log/slog"
 	"net/url"
 	"sync"
@@ -391,8 +390,6 @@ func (w *Watcher) Info() Info {
 	return info
 }
 
-// errorsIsCancel reports whether err is a plain cancellation.
-func errorsIsCancel(err error) bool { return errors.Is(err, context.Canceled) }
 
 // actionDone records that a start, stop or pause of ours has returned.
 func (w *Watcher) actionDone() {
