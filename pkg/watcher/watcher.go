@@ -390,7 +390,6 @@ func (w *Watcher) Info() Info {
 	return info
 }
 
-
 // actionDone records that a start, stop or pause of ours has returned.
 func (w *Watcher) actionDone() {
 	w.mu.Lock()
