@@ -136,11 +136,7 @@ func TestHerdOneStart(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "start event")
-	time.Sleep(200 * time.Millisecond) // let a (wrong) second start event arrive before counting
-	if n := starts(); n != 1 {
-		t.Fatalf("%d starts, want exactly 1", n)
-	}
+	exactlyOneStart(t, starts)
 }
 
 // TestReadinessWaitsForTheApp: the app listens 1 s after start, behind

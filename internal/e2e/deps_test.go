@@ -73,11 +73,7 @@ func TestDependencyDiamond(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "db start event")
-	time.Sleep(200 * time.Millisecond) // a wrong second start would arrive by now
-	if n := starts(); n != 1 {
-		t.Fatalf("db started %d times, want 1", n)
-	}
+	exactlyOneStart(t, starts)
 }
 
 // TestSharedDependencySleepsLast: db is used by a fast and a slow sleeper;

@@ -257,6 +257,26 @@ func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
 	}
 }
 
+// holdsFor checks cond every 20 ms for d and fails the test the first time
+// it is false: the mirror image of eventually.
+func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !cond() {
+			t.Fatalf("not %s", what)
+		}
+	}
+}
+
+// exactlyOneStart waits for the engine's start event of a wake and then
+// watches that no second one follows: a wrong second start would arrive
+// within the window.
+func exactlyOneStart(t *testing.T, starts func() int) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "a start event")
+	holdsFor(t, 300*time.Millisecond, func() bool { return starts() == 1 }, "exactly one start")
+}
+
 func mustContain(t *testing.T, got, want string) {
 	t.Helper()
 	if !strings.Contains(got, want) {

@@ -90,11 +90,7 @@ func TestHerd2000(t *testing.T) {
 	if len(bad) > 0 {
 		t.Fatalf("failed requests: %v", bad)
 	}
-	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "start event")
-	time.Sleep(200 * time.Millisecond) // a wrong second start would arrive by now
-	if n := starts(); n != 1 {
-		t.Fatalf("%d starts, want 1", n)
-	}
+	exactlyOneStart(t, starts)
 }
 
 // TestMaxHeldOverflow: past --max-held, requests get 503 with Retry-After;
@@ -151,10 +147,7 @@ func TestCrashLoopBackoff(t *testing.T) {
 			t.Fatalf("got %d %q, want 502", resp.StatusCode, body)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let any extra start event arrive
-	if n := starts(); n != 1 {
-		t.Fatalf("%d starts for 5 quick requests, want 1 (backoff)", n)
-	}
+	exactlyOneStart(t, starts) // five quick requests, one start: the backoff
 	var errText string
 	for _, info := range s.reg.List() {
 		if info.Name == name {

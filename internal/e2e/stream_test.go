@@ -112,17 +112,6 @@ func waitBound(t *testing.T, network string, port int) {
 	}, "sleeper to listen on "+addr)
 }
 
-// holdsFor checks cond every 20 ms for d and fails the test the first time
-// it is false: the mirror image of eventually.
-func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !cond() {
-			t.Fatalf("not %s", what)
-		}
-	}
-}
-
 func echoOnce(c net.Conn, msg string, timeout time.Duration) error {
 	if _, err := io.WriteString(c, msg); err != nil {
 		return err
@@ -194,9 +183,7 @@ func TestStreamTCPHerdOneStart(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "start event")
-	// A wrong second start event would arrive within this window.
-	holdsFor(t, 300*time.Millisecond, func() bool { return starts() == 1 }, "exactly one start")
+	exactlyOneStart(t, starts)
 	if st := s.inspect(id); !running(st) {
 		t.Fatalf("engine state %s", st.Status)
 	}
