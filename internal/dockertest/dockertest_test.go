@@ -203,15 +203,12 @@ func TestApp(t *testing.T) {
 	})
 	t.Run("stop exits 0", func(t *testing.T) {
 		timeout := 10
-		begin := time.Now()
 		if _, err := cli.ContainerStop(t.Context(), id, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
 			t.Fatal(err)
 		}
+		// Exit code 0, not 137: the app handled SIGTERM instead of being
+		// killed at the stop timeout.
 		WaitState(t, cli, id, exited(0), 5*time.Second)
-		// Well under the stop timeout: the app handled SIGTERM instead of being killed.
-		if d := time.Since(begin); d > 5*time.Second {
-			t.Errorf("docker stop took %v", d)
-		}
 	})
 	t.Run("restart counts and answers", func(t *testing.T) {
 		if _, err := cli.ContainerStart(t.Context(), id, client.ContainerStartOptions{}); err != nil {

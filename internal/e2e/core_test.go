@@ -265,17 +265,14 @@ func TestWakeFailures(t *testing.T) {
 		t.Parallel()
 		name := uniqueName(t, "crash")
 		host := name + ".localhost"
-		s.run(name, false, []string{"EXIT_AT_START=3"}, "hosts", host)
+		// An hour's wake timeout: a 502 can only come from noticing the death.
+		s.run(name, false, []string{"EXIT_AT_START=3"}, "hosts", host, "wake_timeout", "1h")
 		s.watcher(name)
-		start := time.Now()
 		resp, body := s.get(host, "/")
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("got %d %q, want 502", resp.StatusCode, body)
 		}
 		mustContain(t, body, "exited with code 3")
-		if el := time.Since(start); el > 5*time.Second {
-			t.Fatalf("502 after %s; a dead container must fail the wake at once", el)
-		}
 		if strings.Count(strings.TrimSpace(body), "\n") != 0 {
 			t.Fatalf("reason is not one line: %q", body)
 		}
@@ -291,8 +288,10 @@ func TestWakeFailures(t *testing.T) {
 		if resp.StatusCode != http.StatusGatewayTimeout {
 			t.Fatalf("got %d %q, want 504", resp.StatusCode, body)
 		}
-		if el := time.Since(start); el < time.Second || el > 5*time.Second {
-			t.Fatalf("504 after %s, want about the 1 s wake_timeout", el)
+		// The app would answer after 30 s: a 504 is the timeout; and it
+		// cannot come before the timeout.
+		if el := time.Since(start); el < time.Second {
+			t.Fatalf("504 after %s, before the 1 s wake_timeout", el)
 		}
 	})
 }

@@ -301,19 +301,17 @@ func TestStreamCrashClosesClient(t *testing.T) {
 	s.startStreamServer()
 	name := uniqueName(t, "crash")
 	port := freeLoopbackPort(t, "tcp")
-	s.runStreamApp(t, name, []string{"EXIT_AT_START=3"}, "streams", fmt.Sprintf("127.0.0.1:%d:9000/tcp", port))
+	// An hour's wake timeout: only noticing the death can close the client
+	// before the read deadline.
+	s.runStreamApp(t, name, []string{"EXIT_AT_START=3"}, "streams", fmt.Sprintf("127.0.0.1:%d:9000/tcp", port), "wake_timeout", "1h")
 	s.watcher(name)
 	c := dialStream(t, "tcp", port)
-	start := time.Now()
 	_, _ = io.WriteString(c, "hello?")
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("read: %v; want the connection closed", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("client closed after %s, want within a few seconds", d)
 	}
 	mustContain(t, s.logs.String(), "stream wake failed")
 }

@@ -127,11 +127,9 @@ func TestLoadingPageServedAndWakeKicked(t *testing.T) {
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, rec := testHandler()
 
-	start := time.Now()
+	// The start is held until the test ends: a page that waited for the
+	// wake would never be served.
 	resp := serve(h, w, browserRequest("http://app.localhost/some/path?x=1"))
-	if el := time.Since(start); el > 200*time.Millisecond {
-		t.Fatalf("the page took %s: it must not wait for the wake", el)
-	}
 	if resp.Code != http.StatusOK {
 		t.Fatalf("status %d, want 200", resp.Code)
 	}

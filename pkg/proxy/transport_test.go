@@ -158,10 +158,10 @@ func TestTransportCancelledRequestEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	start := time.Now()
-	_, err := newTestTransport().RoundTrip(req)
-	if err == nil || time.Since(start) > 2*time.Second {
-		t.Fatalf("err %v after %s, want a prompt error", err, time.Since(start))
+	// The upstream answers only when the client goes: a round trip that
+	// ignored the context would never end.
+	if _, err := newTestTransport().RoundTrip(req); err == nil {
+		t.Fatal("want an error from the cancelled request")
 	}
 }
 

@@ -125,13 +125,10 @@ func TestReadAheadStop(t *testing.T) {
 	t.Parallel()
 	client, server := tcpPair(t)
 	ra := startReadAhead(server, make([]byte, maxPending), func() { t.Error("onError called") })
-	start := time.Now()
+	// A stop that waited for the silent client would never return.
 	p := ra.stop()
 	if len(p.data) != 0 || p.eof || p.err != nil {
 		t.Fatalf("got %q eof=%v err=%v", p.data, p.eof, p.err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("stop took %s", d)
 	}
 	go func() { _, _ = client.Write([]byte("later")) }()
 	buf := make([]byte, 5)

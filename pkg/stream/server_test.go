@@ -102,13 +102,11 @@ func TestTCPWakeFailureClosesClient(t *testing.T) {
 	startServer(t, routes, Config{})
 
 	c := dialStream(t, key)
+	// The read deadline is shorter than the 5 s wake timeout: a close that
+	// waited for the timeout comes after it and fails the test.
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
-	start := time.Now()
 	_, err := c.Read(make([]byte, 1))
 	if errors.Is(err, io.EOF) || isReset(err) {
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("closed after %s", d)
-		}
 		return
 	}
 	t.Fatalf("read: %v, want the connection closed", err)
