@@ -3,7 +3,6 @@ package watcher
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,8 +128,10 @@ func TestWakeFailures(t *testing.T) {
 		w := newTestWatcher(t, f, testSpec())
 		start := time.Now()
 		_, err := w.Wait(context.Background())
-		if err == nil || !strings.Contains(err.Error(), "exited with code 3") {
-			t.Fatalf("err = %v, want exited with code 3", err)
+		// Callers match the exit by type, not by its text.
+		var exit *ExitError
+		if !errors.As(err, &exit) || exit.Code != 3 {
+			t.Fatalf("err = %v, want an *ExitError with code 3", err)
 		}
 		if el := time.Since(start); el > time.Second {
 			t.Fatalf("failure took %s, want well under wake_timeout", el)
