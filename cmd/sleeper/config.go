@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// config is every flag of PRODUCT §2 that sleeper reads so far. Each flag can
+// config is every flag sleeper reads (README, "Flags"). Each flag can
 // also be set by the environment variable SLEEPER_<NAME> (upper case, '-' → '_');
 // a flag on the command line wins over the environment.
 type config struct {

@@ -283,3 +283,13 @@ func mustContain(t *testing.T, got, want string) {
 		t.Fatalf("got %q, want it to contain %q", got, want)
 	}
 }
+
+// mustNotContain fails when a public answer repeats an internal detail.
+func mustNotContain(t *testing.T, got string, internal ...string) {
+	t.Helper()
+	for _, s := range internal {
+		if strings.Contains(got, s) {
+			t.Fatalf("got %q, which repeats the internal %q", got, s)
+		}
+	}
+}

@@ -27,6 +27,7 @@ type fakeRuntime struct {
 	mu       sync.Mutex
 	byID     map[string]watcher.Container
 	startErr error
+	stopErr  error
 	calls    map[string]int
 }
 
@@ -63,6 +64,9 @@ func (f *fakeRuntime) set(op, id string, status watcher.Status) error {
 	f.calls[op]++
 	if op == "start" && f.startErr != nil {
 		return f.startErr
+	}
+	if op == "stop" && f.stopErr != nil {
+		return f.stopErr
 	}
 	c := f.byID[id]
 	c.Status = status

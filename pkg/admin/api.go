@@ -5,10 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,7 +160,7 @@ func (s *server) managed(rw http.ResponseWriter, r *http.Request) *watcher.Watch
 }
 
 // wake makes the container ready and waits for it, within its wake_timeout,
-// answering like the proxy would: 504 on a timeout, 502 on a failed wake.
+// answering like the proxy would (watcher.Answer).
 func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 	w := s.managed(rw, r)
 	if w == nil {
@@ -178,29 +178,26 @@ func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client left; nobody to answer
 		}
-		code, msg := wakeFailure(w, err)
-		writeError(rw, code, msg)
+		writeFailure(rw, w, err)
 		return
 	}
 	ms := dur.Milliseconds()
 	writeJSON(rw, http.StatusOK, ActionResult{Name: w.Name(), State: w.State().String(), WakeMS: &ms})
 }
 
-// wakeFailure maps a wake error to a status and a one-line reason, the way
-// the proxy does for held requests.
-func wakeFailure(w *watcher.Watcher, err error) (int, string) {
-	name := w.Name()
-	if errors.Is(err, watcher.ErrWakeTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout, fmt.Sprintf("%s did not wake within %s", name, w.Spec().WakeTimeout)
+// writeFailure answers a failed wake or sleep with the status and reason of
+// watcher.Answer, the proxy's mapping. The admin listener is for operators
+// (SECURITY.md), so the error's first line follows the public reason.
+func writeFailure(rw http.ResponseWriter, w *watcher.Watcher, err error) {
+	a := w.Answer(err)
+	if a.RetryAfter > 0 {
+		rw.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
 	}
 	msg := err.Error()
-	if we := (*watcher.WakeError)(nil); errors.As(err, &we) {
-		msg = fmt.Sprintf("%s failed to wake: %v", name, we.Err)
-	}
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
-	return http.StatusBadGateway, msg
+	writeError(rw, a.Status, fmt.Sprintf("%s: %s (%s)", w.Name(), a.Reason, msg))
 }
 
 // sleepGrace is added to stop_timeout to bound an API sleep, the same margin
@@ -216,30 +213,12 @@ func (s *server) sleep(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), w.Spec().StopTimeout+sleepGrace)
 	defer cancel()
 	s.log.Info("admin API: sleep", "container", w.Name(), "remote_addr", r.RemoteAddr)
-	err := w.Sleep(ctx, "api")
-	switch {
-	case r.Context().Err() != nil:
-		return
-	case errors.Is(err, watcher.ErrBusy):
-		writeError(rw, http.StatusConflict, fmt.Sprintf("%s is waking; try again when it is ready", w.Name()))
-		return
-	case errors.Is(err, watcher.ErrClosed):
-		writeError(rw, http.StatusNotFound, fmt.Sprintf("container %q is gone", w.Name()))
-		return
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(rw, http.StatusGatewayTimeout, fmt.Sprintf("%s is still going to sleep", w.Name()))
-		return
-	case err != nil:
-		writeError(rw, http.StatusInternalServerError, fmt.Sprintf("sleep %s: %v", w.Name(), err))
+	if err := w.Sleep(ctx, "api"); err != nil {
+		if r.Context().Err() != nil {
+			return // the client left; nobody to answer
+		}
+		writeFailure(rw, w, err)
 		return
 	}
-	// Sleep does not return the engine's error; a container that is still
-	// ready afterwards did not stop. Info takes the watcher's lock, so it
-	// sees the state the sleep left behind.
-	st := w.Info().State
-	if st == watcher.StateReady {
-		writeError(rw, http.StatusBadGateway, fmt.Sprintf("%s is still awake: the sleep failed (see sleeper's log)", w.Name()))
-		return
-	}
-	writeJSON(rw, http.StatusOK, ActionResult{Name: w.Name(), State: st.String()})
+	writeJSON(rw, http.StatusOK, ActionResult{Name: w.Name(), State: w.Info().State.String()})
 }

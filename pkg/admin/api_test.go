@@ -212,8 +212,8 @@ func TestWakeFailures(t *testing.T) {
 		wantCode int
 		wantIn   string
 	}{
-		{"start fails", container("web", "http://127.0.0.1:1"), errors.New("no such image"), 502, "web failed to wake: start: no such image"},
-		{"never ready", container("web", deadUpstream(t), "wake_timeout", "300ms"), nil, 504, "web did not wake within 300ms"},
+		{"start fails", container("web", "http://127.0.0.1:1"), errors.New("no such image"), 502, "web: the app failed to start (wake web: start: no such image)"},
+		{"never ready", container("web", deadUpstream(t), "wake_timeout", "300ms"), nil, 504, "web: timed out after 300ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,8 +245,32 @@ func TestSleepWhileWakingIsConflict(t *testing.T) {
 	if code != http.StatusConflict {
 		t.Fatalf("status %d (%s), want 409", code, body)
 	}
-	if msg := apiError(t, body); !strings.Contains(msg, "web is waking") {
+	if msg := apiError(t, body); !strings.Contains(msg, "web: the app is waking") {
 		t.Errorf("error %q", msg)
+	}
+}
+
+// TestSleepFailureIsBadGateway: a stop the engine refuses is an engine
+// failure, 502 like a failed wake, with the engine's error for the operator.
+func TestSleepFailureIsBadGateway(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{Token: testToken}, container("web", app(t)))
+	auth := "Bearer " + testToken
+	if code, _, body := f.do(t, "POST", "/api/containers/web/wake", auth); code != http.StatusOK {
+		t.Fatalf("wake: %d %s", code, body)
+	}
+	f.rt.mu.Lock()
+	f.rt.stopErr = errors.New("cannot stop container: permission denied")
+	f.rt.mu.Unlock()
+	code, _, body := f.do(t, "POST", "/api/containers/web/sleep", auth)
+	if code != http.StatusBadGateway {
+		t.Fatalf("sleep with a failing stop: %d %s, want 502", code, body)
+	}
+	msg := apiError(t, body)
+	for _, want := range []string{"web: the app failed to go to sleep", "permission denied"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q, want it to contain %q", msg, want)
+		}
 	}
 }
 

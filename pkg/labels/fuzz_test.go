@@ -60,7 +60,7 @@ func FuzzParseLabels(f *testing.F) {
 	})
 }
 
-// checkError holds every error to the contract: either not enabled, or one
+// checkError holds every error to what Parse promises: either not enabled, or one
 // or more *Error on keys under the prefix, sorted.
 func checkError(t *testing.T, err error) {
 	t.Helper()

@@ -129,7 +129,7 @@ const (
 	KeyProxmoxVMID = "proxmox.vmid"
 )
 
-// knownKeys is every Key* constant once, in the order of the contract's
+// knownKeys is every Key* constant once, in the order of README's label
 // table. It is an array so that no caller can change it.
 var knownKeys = [...]string{
 	KeyEnable,
@@ -154,7 +154,7 @@ var knownKeys = [...]string{
 }
 
 // Keys returns every label key sleeper reads, without the prefix, in the order
-// of the product contract. The slice is a copy the caller may keep.
+// of README's label table. The slice is a copy the caller may keep.
 func Keys() []string {
 	return slices.Clone(knownKeys[:])
 }

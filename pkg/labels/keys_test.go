@@ -49,7 +49,7 @@ func TestKeysTableComplete(t *testing.T) {
 		}
 	}
 	if len(consts) != 19 {
-		t.Errorf("keys.go declares %d Key* constants, the contract has 19 labels", len(consts))
+		t.Errorf("keys.go declares %d Key* constants, README's label table has 19", len(consts))
 	}
 	table := slices.Clone(knownKeys[:])
 	if len(table) != len(consts) {

@@ -6,8 +6,9 @@
 // decides first (other paths get 503), then a browser navigation gets the
 // loading page while the wake runs in the background (loading.go, sse.go).
 // Any other request is held, body untouched, until the shared wake of its
-// container ends, within wake_timeout (504), failing with 502 and a
-// one-line reason, or refused with 503 and Retry-After past --max-held.
+// container ends, within wake_timeout; a failure or a refusal (past
+// --max-held) is answered as watcher.Answer maps it, with a short public
+// reason and never the error's own text.
 // The proxy never starts or stops anything itself; it asks the watcher.
 package proxy
 
@@ -17,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -171,8 +171,7 @@ func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Reque
 	n := w.AddHeld(1)
 	defer w.AddHeld(-1)
 	if h.maxHeld > 0 && n > h.maxHeld {
-		rw.Header().Set("Retry-After", retryAfter(w))
-		http.Error(rw, fmt.Sprintf("sleeper: too many requests waiting for %s", name), http.StatusServiceUnavailable)
+		writeAnswer(rw, name, w.Answer(watcher.ErrTooManyHeld))
 		h.rec.Request(name, "rejected")
 		return
 	}
@@ -205,35 +204,33 @@ func (h *Handler) wakeFailed(w *watcher.Watcher, rw http.ResponseWriter, r *http
 		return // the client left; nobody to answer
 	}
 	h.rec.Request(name, "error")
-	if errors.Is(err, watcher.ErrWakeTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		http.Error(rw, fmt.Sprintf("sleeper: %s did not wake within %s", name, w.Spec().WakeTimeout), http.StatusGatewayTimeout)
-		return
-	}
-	msg := err.Error()
-	if we := (*watcher.WakeError)(nil); errors.As(err, &we) {
-		msg = fmt.Sprintf("%s failed to wake: %v", name, we.Err)
-	}
-	http.Error(rw, "sleeper: "+firstLine(msg), http.StatusBadGateway)
+	// The watcher logged the wake's own failure in full; the client gets
+	// the short reason only.
+	writeAnswer(rw, name, w.Answer(err))
 }
 
-// retryAfter suggests when to come back: the last wake's duration, at least a second.
-func retryAfter(w *watcher.Watcher) string {
-	secs := math.Ceil(w.Info().LastWake.Seconds())
-	return strconv.Itoa(max(1, int(secs)))
+// writeAnswer refuses a request the way watcher.Answer says: status,
+// Retry-After and a one-line public reason, never an error's own text
+// (it can name internal addresses, dependencies, Proxmox nodes).
+func writeAnswer(rw http.ResponseWriter, name string, a watcher.Answer) {
+	if a.RetryAfter > 0 {
+		rw.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
+	}
+	http.Error(rw, fmt.Sprintf("sleeper: %s: %s", name, a.Reason), a.Status)
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+// upstreamFailed answers a request the app did not answer; err, which names
+// the upstream's address, goes to the log only.
+func upstreamFailed(rw http.ResponseWriter, log *slog.Logger, name string, err error) {
+	log.Warn("upstream error", "error", err)
+	writeAnswer(rw, name, watcher.AnswerFor(fmt.Errorf("%w: %w", watcher.ErrUnreachable, err), 0, 0))
 }
 
 // forward proxies to the container's current upstream.
 func (h *Handler) forward(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	up := w.Upstream()
 	if up == nil {
-		http.Error(rw, fmt.Sprintf("sleeper: no upstream address for %s", w.Name()), http.StatusBadGateway)
+		upstreamFailed(rw, h.log.With("container", w.Name()), w.Name(), errors.New("no upstream address"))
 		return
 	}
 	p, ok := h.proxies.Load(w)
@@ -258,8 +255,7 @@ func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
 			if r.Context().Err() != nil {
 				return
 			}
-			log.Warn("upstream error", "upstream", target.String(), "error", err)
-			http.Error(rw, fmt.Sprintf("sleeper: %s did not answer: %v", name, err), http.StatusBadGateway)
+			upstreamFailed(rw, log.With("upstream", target.String()), name, err)
 		},
 	}}
 }

@@ -121,9 +121,7 @@ func (h *Handler) answerAsleep(w *watcher.Watcher, rw http.ResponseWriter, r *ht
 	}
 	spec := w.Spec()
 	if !mayWake(spec, r.URL.Path) {
-		rw.Header().Set("Retry-After", strconv.Itoa(retrySeconds(w.RecentWakes())))
-		http.Error(rw, fmt.Sprintf("sleeper: %s is asleep; %s does not wake it", w.Name(), oneLine(r.URL.Path)),
-			http.StatusServiceUnavailable)
+		writeAnswer(rw, w.Name(), w.Answer(watcher.ErrWakeRefused))
 		h.rec.Request(w.Name(), "rejected")
 		return true
 	}
@@ -136,7 +134,8 @@ func (h *Handler) answerAsleep(w *watcher.Watcher, rw http.ResponseWriter, r *ht
 }
 
 // serveLoadingPage answers a browser at once with the loading page. It is
-// 200, not 503: the page is a working answer for a person (PRODUCT §3.3).
+// 200, not 503: the page is a working answer for a person, who would
+// otherwise see an error page for an app that is only starting.
 func (h *Handler) serveLoadingPage(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	page, err := h.loading.get()
 	if err != nil {
@@ -225,12 +224,6 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// retrySeconds is the Retry-After for a refused request: the usual wake
-// time, at least a second.
-func retrySeconds(recent []time.Duration) int {
-	return max(1, int(math.Ceil(median(recent).Seconds())))
-}
-
 // serveReserved answers the /.sleeper/ paths on every routed host.
 func (h *Handler) serveReserved(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
@@ -296,7 +289,7 @@ func serveStatus(w *watcher.Watcher, rw http.ResponseWriter) {
 		Ready:      info.State == watcher.StateReady,
 		LastWakeMS: info.LastWake.Milliseconds(),
 		EstimateMS: median(w.RecentWakes()).Milliseconds(),
-		Error:      info.Error,
+		Error:      info.Reason, // public: the full error is for the admin API
 	})
 	if err != nil {
 		http.Error(rw, fmt.Sprintf("sleeper: status of %s: %v", w.Name(), err), http.StatusInternalServerError)

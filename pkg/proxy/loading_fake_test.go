@@ -30,6 +30,7 @@ type fakeRuntime struct {
 	appUp       bool
 	holdStart   chan struct{}
 	exitOnStart bool
+	startErr    error // returned by Start, as an engine that refuses would
 	starts      int
 	onDie       func(watcher.Container) // tells the watcher, as the reconciler would
 }
@@ -78,6 +79,10 @@ func (f *fakeRuntime) Start(ctx context.Context, _ string) error {
 	}
 	f.mu.Lock()
 	f.starts++
+	if f.startErr != nil {
+		defer f.mu.Unlock()
+		return f.startErr
+	}
 	f.c.Status, f.c.StartedAt = watcher.StatusRunning, time.Now()
 	if f.exitOnStart {
 		f.c.Status, f.c.ExitCode, f.c.FinishedAt = watcher.StatusStopped, 3, time.Now()

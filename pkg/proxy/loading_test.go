@@ -92,28 +92,23 @@ func TestLoadingPageData(t *testing.T) {
 	}
 }
 
-func TestMedianAndRetry(t *testing.T) {
+func TestMedian(t *testing.T) {
 	t.Parallel()
 	s := time.Second
 	cases := []struct {
 		in     []time.Duration
 		median time.Duration
-		retry  int
 	}{
-		{nil, 0, 1},
-		{[]time.Duration{300 * time.Millisecond}, 300 * time.Millisecond, 1},
-		{[]time.Duration{9 * s, 2 * s, 3 * s}, 3 * s, 3},
-		{[]time.Duration{4 * s, 1 * s, 2 * s, 60 * s}, 3 * s, 3},
-		{[]time.Duration{2500 * time.Millisecond}, 2500 * time.Millisecond, 3},
+		{nil, 0},
+		{[]time.Duration{300 * time.Millisecond}, 300 * time.Millisecond},
+		{[]time.Duration{9 * s, 2 * s, 3 * s}, 3 * s},
+		{[]time.Duration{4 * s, 1 * s, 2 * s, 60 * s}, 3 * s},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.in), func(t *testing.T) {
 			t.Parallel()
 			if got := median(tc.in); got != tc.median {
 				t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.median)
-			}
-			if got := retrySeconds(tc.in); got != tc.retry {
-				t.Errorf("retrySeconds(%v) = %d, want %d", tc.in, got, tc.retry)
 			}
 		})
 	}
@@ -220,7 +215,7 @@ func TestServeClassifies(t *testing.T) {
 			wantCode: 200, wantBody: "hello from app", wantOutcome: "held", wantWake: true},
 		{name: "path outside wake_paths is refused", loadingPage: true, wakePaths: []string{"/api", "/app/"},
 			req:      func() *http.Request { return browserRequest("/apix") },
-			wantCode: 503, wantBody: "sleeper: app is asleep; /apix does not wake it\n", wantOutcome: "rejected"},
+			wantCode: 503, wantBody: "sleeper: app: the app is asleep and this request does not wake it\n", wantOutcome: "rejected"},
 		{name: "traversal cannot borrow a wake path", loadingPage: true, wakePaths: []string{"/api"},
 			req: func() *http.Request {
 				r := httptest.NewRequest(http.MethodGet, "/x", nil)
@@ -318,7 +313,7 @@ func TestStatusReportsError(t *testing.T) {
 	}
 	// The page a browser gets now shows the reason at once, without script.
 	page := serve(h, w, browserRequest("/")).Body.String()
-	if !strings.Contains(page, `data-state="error"`) || !strings.Contains(page, "container exited with code 3") ||
+	if !strings.Contains(page, `data-state="error"`) || !strings.Contains(page, "the app exited with code 3") ||
 		strings.Contains(page, `id="sleeper-error" class="error" role="alert" hidden`) {
 		t.Fatalf("error page:\n%s", page)
 	}

@@ -129,10 +129,7 @@ func (r *Registry) WakeDeps(ctx context.Context, w *Watcher, report func(EventTy
 		g.Go(func() error {
 			report(EventDependencyWaking, "starting "+d.Name)
 			if err := r.wakeDep(gctx, w.Name(), from, d); err != nil {
-				if errors.Is(err, ErrDependencyNotFound) {
-					return fmt.Errorf("dependency %s not found", d.Name)
-				}
-				return fmt.Errorf("dependency %s: %w", d.Name, err)
+				return &DependencyError{Name: d.Name, Err: err}
 			}
 			report(EventDependencyReady, d.Name+" ready")
 			return nil

@@ -31,6 +31,7 @@ type fakeRuntime struct {
 	appDelay    time.Duration
 	exitOnStart bool
 	startErr    error
+	stopErr     error
 	calls       map[string]int
 	onDie       func(Container) // tells the watcher, as the reconciler would
 }
@@ -117,7 +118,15 @@ func (f *fakeRuntime) stopped(op string) error {
 	return nil
 }
 
-func (f *fakeRuntime) Stop(context.Context, string, StopOptions) error { return f.stopped("stop") }
+func (f *fakeRuntime) Stop(context.Context, string, StopOptions) error {
+	f.mu.Lock()
+	err := f.stopErr
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return f.stopped("stop")
+}
 
 func (f *fakeRuntime) Kill(context.Context, string, string) error { return f.stopped("kill") }
 

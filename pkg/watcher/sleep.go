@@ -151,9 +151,9 @@ func (w *Watcher) putToSleep(id string, spec *labels.Spec) error {
 }
 
 // Sleep puts the container to sleep now, whatever its idle time, and waits
-// until it is asleep; it returns the stop's error if that failed. Requests
-// in flight are not waited for: this is the operator's explicit wish (the
-// admin API's sleep).
+// until it is asleep. A stop that failed, or a ctx that ended first, is a
+// *SleepError. Requests in flight are not waited for: this is the
+// operator's explicit wish (the admin API's sleep).
 func (w *Watcher) Sleep(ctx context.Context, reason string) error {
 	w.mu.Lock()
 	var done chan struct{}
@@ -181,8 +181,11 @@ func (w *Watcher) Sleep(ctx context.Context, reason string) error {
 	case <-done:
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return w.sleepErr
+		if w.sleepErr != nil {
+			return &SleepError{Container: w.name, Err: w.sleepErr}
+		}
+		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return &SleepError{Container: w.name, Err: ctx.Err()}
 	}
 }

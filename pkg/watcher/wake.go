@@ -249,7 +249,7 @@ func readinessMessage(c Container, spec *labels.Spec) string {
 // hasHTTP reports whether the container speaks HTTP as far as sleeper
 // knows: it has HTTP routes, a ready_path or an upstream. A container with
 // none of those (a database that is only a dependency) is probed with a TCP
-// dial, as PRODUCT §3.3 says.
+// dial: an HTTP probe would fail against a protocol that is not HTTP.
 func hasHTTP(spec *labels.Spec) bool {
 	return len(spec.Hosts) > 0 || len(spec.Listen) > 0 || spec.ReadyPath != "" || spec.Upstream != nil
 }
@@ -270,11 +270,7 @@ func hasTCP(spec *labels.Spec) bool {
 }
 
 func exitedError(c Container) error {
-	msg := fmt.Sprintf("container exited with code %d", c.ExitCode)
-	if c.Error != "" {
-		msg += ": " + c.Error
-	}
-	return errors.New(msg)
+	return &ExitError{Code: c.ExitCode, Detail: c.Error}
 }
 
 // runDied reports whether the latest observation says the run that started
@@ -410,7 +406,9 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 			// back to sleep rather than leave it up forever.
 			w.armIdleLocked()
 		}
-		w.emitLocked(op, EventError, err.Error())
+		// Events are public (the loading page, SSE): they get the short
+		// reason; the log gets the whole error.
+		w.emitLocked(op, EventError, AnswerFor(err, w.spec.Load().WakeTimeout, 0).Reason)
 		w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
 	}
 	close(op.done)

@@ -355,7 +355,11 @@ type Info struct {
 	InFlight     int64
 	Held         int64
 	Managed      bool // false for a container with bad labels or a route conflict
-	Error        string
+	// Error is the full error, for the operator (admin API, log).
+	Error string
+	// Reason is Error's short public form (Answer.Reason), for what anyone
+	// who reaches a routed host may read; "" when Error is.
+	Reason string
 }
 
 // Info returns a summary of the watcher.
@@ -385,6 +389,7 @@ func (w *Watcher) Info() Info {
 		info.LastWake = w.lastWake.dur
 		if w.lastWake.err != nil && info.State == StateError {
 			info.Error = w.lastWake.err.Error()
+			info.Reason = AnswerFor(w.lastWake.err, spec.WakeTimeout, 0).Reason
 		}
 	}
 	return info

@@ -3,7 +3,6 @@ package watcher
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,8 +131,10 @@ func TestWakeFailures(t *testing.T) {
 		spec.WakeTimeout = time.Hour
 		w := newTestWatcher(t, f, spec)
 		_, err := w.Wait(context.Background())
-		if err == nil || !strings.Contains(err.Error(), "exited with code 3") {
-			t.Fatalf("err = %v, want exited with code 3", err)
+		// Callers match the exit by type, not by its text.
+		var exit *ExitError
+		if !errors.As(err, &exit) || exit.Code != 3 {
+			t.Fatalf("err = %v, want an *ExitError with code 3", err)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {
