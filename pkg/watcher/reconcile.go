@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -114,20 +113,19 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	defer wg.Wait() // after cancel: the relist below ends with the session
 	defer cancel()
 	events, errs := r.cfg.Source.Events(ctx)
-	names, err := r.cfg.Source.List(ctx)
+	began := time.Now()
+	listed, err := r.cfg.Source.List(ctx)
 	if err != nil {
 		return false, err
 	}
 	if reconnect && r.cfg.OnReconnect != nil {
 		r.cfg.OnReconnect()
 	}
-	r.log.Info("docker containers listed", "labelled", len(names))
-	// Known names too: a container removed during an outage is only found
-	// gone by inspecting it. The relist runs beside the event loop, which
-	// must keep draining the stream meanwhile.
-	all := append(names, r.cfg.Registry.Names()...)
+	r.log.Info("docker containers listed", "labelled", len(listed))
+	// The relist runs beside the event loop, which must keep draining the
+	// stream meanwhile.
 	wg.Go(func() {
-		r.relist(ctx, all)
+		r.relist(ctx, listed, began)
 		r.syncOnce.Do(func() { close(r.listed) })
 	})
 	resync := time.NewTicker(r.cfg.Resync)
@@ -144,61 +142,43 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 			}
 			return true, err
 		case <-resync.C:
-			names, err := r.cfg.Source.List(ctx)
+			began := time.Now()
+			listed, err := r.cfg.Source.List(ctx)
 			if err != nil {
 				return true, err
 			}
-			for _, n := range append(names, r.cfg.Registry.Names()...) {
-				r.q.add(n)
-			}
+			r.relist(ctx, listed, began)
 		}
 	}
 }
 
-// relist inspects every name in parallel and applies them to the registry
-// in one batch: one rebuild of the routes for a thousand containers, not a
-// thousand. A name that cannot be inspected goes to the queue for a retry.
-func (r *Reconciler) relist(ctx context.Context, names []string) {
-	slices.Sort(names)
-	names = slices.Compact(names)
-	found := make([]*Container, len(names))
-	began := make([]time.Time, len(names))
-	var g errgroup.Group
-	g.SetLimit(r.cfg.Workers)
-	for i, n := range names {
-		g.Go(func() error {
-			began[i] = time.Now()
-			c, err := r.cfg.Source.Inspect(ctx, n)
-			switch {
-			case errors.Is(err, ErrNotFound):
-			case err != nil:
-				r.q.add(n)
-			default:
-				found[i] = &c
-			}
-			return nil
-		})
+// relist applies one list to the registry in one batch: one rebuild of the
+// routes for a thousand containers, not a thousand, and no inspect at all.
+// A known name the list lacks is queued: only an inspect tells a container
+// that is gone from one that lost its label or was renamed (a container
+// removed during an outage is found that way). began is when the list call
+// began: an observation applied after it is newer and is kept.
+func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.Time) {
+	seen := make(map[string]bool, len(listed))
+	apply := make([]Container, 0, len(listed))
+	for _, c := range listed {
+		if seen[c.Name] {
+			continue
+		}
+		seen[c.Name] = true
+		if !labels.Enabled(c.Labels, r.cfg.Prefix) {
+			r.cfg.Registry.RemoveIfOlder(c.Name, began)
+			continue
+		}
+		apply = append(apply, c)
 	}
-	_ = g.Wait()
+	for _, n := range r.cfg.Registry.Names() {
+		if !seen[n] {
+			r.q.add(n)
+		}
+	}
 	if ctx.Err() != nil {
 		return
-	}
-	var apply []Container
-	for i, n := range names {
-		c := found[i]
-		switch {
-		case c == nil:
-			if !r.q.has(n) {
-				r.cfg.Registry.RemoveIfOlder(n, began[i]) // gone, unless re-created since
-			}
-		case c.Name != n || !labels.Enabled(c.Labels, r.cfg.Prefix):
-			r.cfg.Registry.RemoveIfOlder(n, began[i])
-			if c.Name != n {
-				r.q.add(c.Name)
-			}
-		default:
-			apply = append(apply, *c)
-		}
 	}
 	r.cfg.Registry.ApplyAll(apply)
 	for _, c := range apply {

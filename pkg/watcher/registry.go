@@ -196,6 +196,12 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved
 		changed = true
 	}
 	prevErr := e.err
+	if e.container.ID == c.ID && c.Created.Nanosecond() == 0 && c.Created.Equal(e.container.Created.Truncate(time.Second)) {
+		// The list gives creation times in whole seconds, inspect to the
+		// nanosecond: keep the finer one, which orders a recreate's two
+		// containers created within the same second.
+		c.Created = e.container.Created
+	}
 	changed = changed || !e.container.Created.Equal(c.Created)
 	e.container = c
 	if err != nil {

@@ -88,8 +88,11 @@ type Runtime interface {
 // state may have changed. The reconciler decides from Inspect, never from the
 // event itself, so a Source may coalesce, repeat or reorder names freely.
 type Source interface {
-	// List returns the names of every container carrying the enable label.
-	List(ctx context.Context) ([]string, error)
+	// List returns every container carrying the enable label, in one call.
+	// Its values may lack what only an inspect gives (StartedAt, FinishedAt,
+	// ExitCode, Error, StopSignal; Health of a stopped container): the
+	// watcher inspects when a wake, a sleep or an error needs those.
+	List(ctx context.Context) ([]Container, error)
 	// Inspect returns the current state of one container by name or ID.
 	Inspect(ctx context.Context, ref string) (Container, error)
 	// Events streams names of containers that changed until ctx ends or the

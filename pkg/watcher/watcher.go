@@ -312,6 +312,11 @@ func (w *Watcher) acceptLocked(c Container) bool {
 	if o.ID == "" || o.ID != c.ID {
 		return true
 	}
+	if c.StartedAt.IsZero() && !c.InspectedAt.IsZero() {
+		// No start time to order by (the engine's list does not give it, or
+		// the container never ran): the newer observation wins.
+		return !c.InspectedAt.Before(o.InspectedAt)
+	}
 	if c.StartedAt.Before(o.StartedAt) {
 		return false
 	}

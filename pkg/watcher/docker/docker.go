@@ -84,21 +84,6 @@ func (d *Docker) enableFilter() client.Filters {
 	return client.Filters{}.Add("label", d.prefix+".enable")
 }
 
-// List implements watcher.Source.
-func (d *Docker) List(ctx context.Context) ([]string, error) {
-	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: d.enableFilter()})
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	names := make([]string, 0, len(res.Items))
-	for _, c := range res.Items {
-		if len(c.Names) > 0 {
-			names = append(names, strings.TrimPrefix(c.Names[0], "/"))
-		}
-	}
-	return names, nil
-}
-
 // FindService implements watcher.Finder: the container of a compose
 // project's service, labelled or not (dependencies need not be managed).
 func (d *Docker) FindService(ctx context.Context, project, service string) (watcher.Container, error) {
