@@ -93,3 +93,33 @@ func TestRoutelessDependencyIsProbedByTCP(t *testing.T) {
 		t.Fatalf("a listening non-HTTP dependency never became ready: %v", err)
 	}
 }
+
+// TestListedObservationsOrderedByTime: the engine's list gives no start
+// times. A list entry made after the last observation is news (a stop by
+// hand seen at a relist after an outage); one made before it is not.
+func TestListedObservationsOrderedByTime(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	w := newTestWatcher(t, f, testSpec())
+	if _, err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seen := w.Observed()
+	listed := Container{ID: seen.ID, Name: seen.Name, Labels: seen.Labels, Status: StatusRunning}
+
+	older := listed
+	older.Status = StatusStopped
+	older.InspectedAt = seen.InspectedAt.Add(-time.Millisecond)
+	w.Observe(older)
+	if w.State() != StateReady {
+		t.Fatalf("an older list entry put the container to %s", w.State())
+	}
+
+	newer := listed
+	newer.Status = StatusStopped
+	newer.InspectedAt = time.Now()
+	w.Observe(newer)
+	if w.State() != StateAsleep {
+		t.Fatalf("a newer list entry showing a stop left the container %s", w.State())
+	}
+}
