@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,13 @@ type Registry struct {
 	startedByUs map[string]bool
 	stopping    map[string]chan struct{} // closed when that dependency's stop returns
 	starts      singleflight.Group
+
+	// lifetime bounds the registry's own goroutines (retried stops of
+	// unmanaged dependencies, releases for removed dependents); Close
+	// cancels it and waits for them. It is the registry's, not a request's.
+	lifetime context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // entry is what the registry knows of one container. w is nil while the
@@ -87,7 +95,10 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Recorder == nil {
 		cfg.Recorder = NopRecorder{}
 	}
+	lifetime, cancel := context.WithCancel(context.Background())
 	r := &Registry{
+		lifetime:    lifetime,
+		cancel:      cancel,
 		cfg:         cfg,
 		log:         cfg.Log,
 		rec:         cfg.Recorder,
@@ -177,6 +188,7 @@ func (r *Registry) ApplyAll(cs []Container) {
 	}
 	r.mu.Unlock()
 	closeAll(append(moved, toClose...))
+	r.releaseGone(toClose)
 	for _, o := range obs {
 		o.w.Observe(o.c)
 	}
@@ -258,6 +270,7 @@ func (r *Registry) RemoveIfOlder(name string, seen time.Time) {
 	}
 	r.mu.Unlock()
 	closeAll(toClose)
+	r.releaseGone(toClose)
 	r.rec.Forget(name)
 	r.log.Info("container forgotten", "container", name)
 }
@@ -320,8 +333,11 @@ func (r *Registry) List() []Info {
 	return out
 }
 
-// Close closes every watcher. Containers are left exactly as they are.
+// Close closes every watcher and ends the registry's own goroutines.
+// Containers are left exactly as they are.
 func (r *Registry) Close() {
+	defer r.wg.Wait()
+	defer r.cancel()
 	r.mu.Lock()
 	var all []*Watcher
 	for _, e := range r.entries {
