@@ -34,6 +34,10 @@ type Graph interface {
 	// Released tells the graph that the named container went to sleep, so
 	// its dependencies may follow.
 	Released(ctx context.Context, name string)
+	// SleepTogether reports whether the named container shares what it
+	// runs on (a Proxmox guest) with others, which then decide its sleep
+	// together; it is called under the watcher's lock and must not take it.
+	SleepTogether(name string) bool
 }
 
 // Finder looks up containers that sleeper does not manage, for dependencies.

@@ -66,6 +66,9 @@ type Registry struct {
 	stopping    map[string]chan struct{} // closed when that dependency's stop returns
 	starts      singleflight.Group
 
+	// guests holds the one runtime all stubs of a Proxmox guest share.
+	guests map[guestKey]*sharedGuest // guarded by mu
+
 	// lifetime bounds the registry's own goroutines (retried stops of
 	// unmanaged dependencies, releases for removed dependents); Close
 	// cancels it and waits for them. It is the registry's, not a request's.
@@ -107,6 +110,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		users:       map[string]map[string]bool{},
 		startedByUs: map[string]bool{},
 		stopping:    map[string]chan struct{}{},
+		guests:      map[guestKey]*sharedGuest{},
 	}
 	r.routes.Store(newRoutes())
 	return r
@@ -420,7 +424,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 				Graph:        r,
 			}
 			if p := e.spec.Proxmox; p != nil {
-				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.cfg.Proxmox.For(p.Node, p.VMID), ProviderProxmox, nil
+				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.guestRuntimeLocked(p.Node, p.VMID), ProviderProxmox, nil
 			}
 			e.w = New(cfg)
 			if !isStub(e.spec) {
@@ -439,6 +443,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 			}
 		}
 	}
+	rt.guestPeers = guestPeers(rt)
 	r.routes.Store(rt)
 	close(r.changed)
 	r.changed = make(chan struct{})
