@@ -417,12 +417,15 @@ func (r *Registry) retryStop(id, after string, attempt int, delay time.Duration)
 	}()
 }
 
-// releaseGone releases what sleeper started for dependents that are no
-// longer managed (removed, or their labels broke), in the background.
+// releaseGone releases, in the background, what sleeper started for
+// dependents that were removed, once the engine confirms that no container
+// holds the name any more. A container that lost only its labels (a
+// recreate without them) still runs and may use its dependencies: it is no
+// longer sleeper's to decide for, so they are left as they are.
 func (r *Registry) releaseGone(ws []*Watcher) {
 	rt := r.Routes()
 	for _, w := range ws {
-		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 {
+		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || isStub(w.Spec()) {
 			continue
 		}
 		name := w.name
@@ -431,6 +434,11 @@ func (r *Registry) releaseGone(ws []*Watcher) {
 			defer r.wg.Done()
 			ctx, cancel := context.WithTimeout(r.lifetime, time.Minute)
 			defer cancel()
+			if r.cfg.Finder != nil {
+				if _, err := r.cfg.Finder.FindName(ctx, name); !errors.Is(err, ErrNotFound) {
+					return
+				}
+			}
 			r.Released(ctx, name)
 		}()
 	}

@@ -220,6 +220,9 @@ func TestFailedWakeReleasesDependencies(t *testing.T) {
 			if err := s.wake(t); err != nil {
 				t.Fatal(err)
 			}
+			s.f.mu.Lock()
+			delete(s.f.cs, appID) // destroyed
+			s.f.mu.Unlock()
 			s.reg.Remove("app")
 		}},
 	}

@@ -192,7 +192,6 @@ func (r *Registry) ApplyAll(cs []Container) {
 	}
 	r.mu.Unlock()
 	closeAll(append(moved, toClose...))
-	r.releaseGone(toClose)
 	for _, o := range obs {
 		o.w.Observe(o.c)
 	}
