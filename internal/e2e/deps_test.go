@@ -210,3 +210,31 @@ func TestDependencyErrors(t *testing.T) {
 		t.Fatal("containers in a cycle are managed")
 	}
 }
+
+// TestDependencyNeverAnIDPrefix: depends_on names a container exactly or a
+// compose service, never a container whose ID merely begins with the name
+// (the engine's inspect would accept it), nor one whose name contains it.
+func TestDependencyNeverAnIDPrefix(t *testing.T) {
+	t.Parallel()
+	s := startSleeper(t, stackOptions{})
+	victim, app, lost := uniqueName(t, "victim"), uniqueName(t, "app"), uniqueName(t, "lost")
+	victimID := dockertest.Run(t, s.cli, dockertest.Spec{Name: victim, Image: dockertest.Image(t)})
+	decoyID := dockertest.Run(t, s.cli, dockertest.Spec{Name: lost + "-db-decoy", Image: dockertest.Image(t)})
+	prefix := victimID[:12] // unique on the engine, so its inspect resolves it
+	s.run(app, false, nil, "hosts", app+".localhost", "depends_on", prefix)
+	s.run(lost, false, nil, "hosts", lost+".localhost", "depends_on", lost+"-db")
+	s.watcher(app)
+	s.watcher(lost)
+	for host, dep := range map[string]string{app: prefix, lost: lost + "-db"} {
+		resp, body := s.get(host+".localhost", "/")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: %d %q, want 502", host, resp.StatusCode, body)
+		}
+		mustContain(t, body, "dependency "+dep+" not found")
+	}
+	for _, id := range []string{victimID, decoyID} {
+		if st := s.inspect(id); st.Running || !startedAt(t, st).IsZero() {
+			t.Fatalf("container %s was started: %+v", id[:12], st)
+		}
+	}
+}

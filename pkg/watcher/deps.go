@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -35,11 +34,21 @@ type Graph interface {
 	// Released tells the graph that the named container went to sleep, so
 	// its dependencies may follow.
 	Released(ctx context.Context, name string)
+	// SleepTogether reports whether the named container shares what it
+	// runs on (a Proxmox guest) with others, which then decide its sleep
+	// together; it is called under the watcher's lock and must not take it.
+	SleepTogether(name string) bool
 }
 
 // Finder looks up containers that sleeper does not manage, for dependencies.
 type Finder interface {
-	Inspect(ctx context.Context, ref string) (Container, error)
+	// Inspect returns the current state of a container by its full ID.
+	Inspect(ctx context.Context, id string) (Container, error)
+	// FindName returns the container whose name is exactly name, or
+	// ErrNotFound. It never matches an ID or an ID prefix: a depends_on
+	// entry must not start a container that only happens to have an ID
+	// beginning with that string.
+	FindName(ctx context.Context, name string) (Container, error)
 	// FindService returns the container of a compose project's service.
 	FindService(ctx context.Context, project, service string) (Container, error)
 }
@@ -53,15 +62,22 @@ type depTarget struct {
 	broken    error
 }
 
-// resolveEntry finds a depends_on name among the registry's entries: a
-// container name, a service of the dependent's compose project, or
+// resolveEntryLocked finds a depends_on name among the registry's entries:
+// a container name, a service of the dependent's compose project, or
 // "project/service". Callers hold r.mu.
 func (r *Registry) resolveEntryLocked(from Container, name string) (string, *entry) {
+	if e, ok := r.entries[name]; ok && !strings.Contains(name, "/") {
+		return name, e
+	}
+	return r.serviceEntryLocked(from, name)
+}
+
+// serviceEntryLocked finds the compose service a depends_on name means, for
+// a plain name in the dependent's project or for "project/service".
+// Callers hold r.mu.
+func (r *Registry) serviceEntryLocked(from Container, name string) (string, *entry) {
 	project, service, qualified := strings.Cut(name, "/")
 	if !qualified {
-		if e, ok := r.entries[name]; ok {
-			return name, e
-		}
 		project, service = from.Labels[composeProject], name
 		if project == "" {
 			return "", nil
@@ -83,38 +99,60 @@ func (r *Registry) resolveEntryLocked(from Container, name string) (string, *ent
 	return bestName, best
 }
 
-// resolve finds the target of one dependency of the container from.
+// entryTarget turns a registry entry into a target; ok is false when the
+// entry is neither managed nor broken (the finder must look further).
+func entryTarget(name string, e *entry) (t depTarget, ok bool) {
+	switch {
+	case e == nil:
+	case e.w != nil:
+		t.w = e.w
+	case e.err != nil:
+		t.broken = fmt.Errorf("%s is not managed: %w", name, e.err)
+	}
+	return t, t.w != nil || t.broken != nil
+}
+
+// resolve finds the target of one dependency of the container from. An
+// exact container name wins over a compose service of the same name; a
+// container ID or ID prefix never matches (the engine's inspect would
+// accept one, which is why names go through the finder's exact lookup).
 func (r *Registry) resolve(ctx context.Context, from Container, d labels.Dependency) (depTarget, error) {
-	r.mu.Lock()
-	name, e := r.resolveEntryLocked(from, d.Name)
-	var t depTarget
-	if e != nil {
-		switch {
-		case e.w != nil:
-			t.w = e.w
-		case e.err != nil:
-			t.broken = fmt.Errorf("%s is not managed: %w", name, e.err)
+	project, service, qualified := strings.Cut(d.Name, "/")
+	if !qualified {
+		r.mu.Lock()
+		t, ok := entryTarget(d.Name, r.entries[d.Name])
+		r.mu.Unlock()
+		if ok {
+			return t, nil
+		}
+		if r.cfg.Finder != nil {
+			c, err := r.cfg.Finder.FindName(ctx, d.Name)
+			if err == nil {
+				return depTarget{unmanaged: c}, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return depTarget{}, err
+			}
+		}
+		project, service = from.Labels[composeProject], d.Name
+		if project == "" {
+			return depTarget{}, ErrDependencyNotFound
 		}
 	}
+	r.mu.Lock()
+	t, ok := entryTarget(r.serviceEntryLocked(from, d.Name))
 	r.mu.Unlock()
-	if t.w != nil || t.broken != nil {
+	if ok {
 		return t, nil
 	}
 	if r.cfg.Finder == nil {
-		return t, ErrDependencyNotFound
+		return depTarget{}, ErrDependencyNotFound
 	}
-	var c Container
-	var err error
-	if project, service, ok := strings.Cut(d.Name, "/"); ok {
-		c, err = r.cfg.Finder.FindService(ctx, project, service)
-	} else if c, err = r.cfg.Finder.Inspect(ctx, d.Name); errors.Is(err, ErrNotFound) && from.Labels[composeProject] != "" {
-		c, err = r.cfg.Finder.FindService(ctx, from.Labels[composeProject], d.Name)
-	}
+	c, err := r.cfg.Finder.FindService(ctx, project, service)
 	if errors.Is(err, ErrNotFound) {
-		return t, ErrDependencyNotFound
+		return depTarget{}, ErrDependencyNotFound
 	}
-	t.unmanaged = c
-	return t, err
+	return depTarget{unmanaged: c}, err
 }
 
 // WakeDeps implements Graph.
@@ -287,44 +325,119 @@ func (r *Registry) Released(ctx context.Context, name string) {
 			w.checkIdle()
 		}
 	}
-	type stop struct {
-		id   string
-		done chan struct{}
-	}
-	var stops []stop
 	r.depMu.Lock()
+	var ids []string
 	for id, users := range r.users {
-		if !users[name] {
-			continue
-		}
-		busy := slices.ContainsFunc(slices.Collect(maps.Keys(users)), func(u string) bool {
-			w := rt.ByName[u]
-			return w != nil && w.Awake()
-		})
-		if busy {
-			continue
-		}
-		delete(r.users, id) // nobody awake uses it; the next wake notes its users again
-		if r.startedByUs[id] && r.stopping[id] == nil {
-			done := make(chan struct{})
-			r.stopping[id] = done
-			delete(r.startedByUs, id)
-			stops = append(stops, stop{id, done})
+		if users[name] {
+			ids = append(ids, id)
 		}
 	}
 	r.depMu.Unlock()
-	for _, s := range stops {
-		err := r.cfg.Runtime.Stop(ctx, s.id, StopOptions{Timeout: labels.DefaultStopTimeout})
-		r.depMu.Lock()
-		delete(r.stopping, s.id)
+	for _, id := range ids {
+		r.stopUnused(ctx, id, name, 0)
+	}
+}
+
+// depUsedLocked reports whether a dependent that used the unmanaged
+// dependency id is awake. Callers hold r.depMu.
+func (r *Registry) depUsedLocked(rt *Routes, id string) bool {
+	for u := range r.users[id] {
+		if w := rt.ByName[u]; w != nil && w.Awake() {
+			return true
+		}
+	}
+	return false
+}
+
+// stopUnused stops the unmanaged dependency id if sleeper started it and no
+// dependent that used it is awake. startedByUs is cleared only once the
+// stop succeeded: a stop that fails or is cancelled is tried again later
+// (attempt counts the failures so far), or else the container would run
+// forever with nobody left to stop it.
+func (r *Registry) stopUnused(ctx context.Context, id, after string, attempt int) {
+	rt := r.Routes()
+	r.depMu.Lock()
+	if r.depUsedLocked(rt, id) || !r.startedByUs[id] || r.stopping[id] != nil {
+		// In use again (its users release it later), not ours to stop, or a
+		// stop is already under way.
 		r.depMu.Unlock()
-		close(s.done)
-		short := s.id[:min(12, len(s.id))]
-		if err != nil {
-			r.log.Error("stop unmanaged dependency", "dependency", short, "after", name, "error", err)
+		return
+	}
+	delete(r.users, id) // nobody awake uses it; the next wake notes its users again
+	done := make(chan struct{})
+	r.stopping[id] = done
+	r.depMu.Unlock()
+
+	err := r.cfg.Runtime.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout})
+	if errors.Is(err, ErrNotFound) {
+		err = nil // removed meanwhile: nothing left to stop
+	}
+	r.depMu.Lock()
+	delete(r.stopping, id)
+	if err == nil {
+		delete(r.startedByUs, id)
+	}
+	r.depMu.Unlock()
+	close(done)
+	short := id[:min(12, len(id))]
+	if err == nil {
+		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", short, "after", after)
+		return
+	}
+	delay := depStopRetry(attempt + 1)
+	r.log.Error("stop unmanaged dependency; will retry", "dependency", short, "after", after,
+		"error", err, "retry_in", delay.String())
+	r.retryStop(id, after, attempt+1, delay)
+}
+
+// depStopRetry is how long to wait before the next try to stop an
+// unmanaged dependency after failures failed stops: 1 s, doubling up to a
+// minute.
+func depStopRetry(failures int) time.Duration { return backoff(failures) }
+
+// retryStop tries stopUnused again after delay, under the registry's own
+// lifetime: the dependent whose sleep asked for the stop may be gone.
+func (r *Registry) retryStop(id, after string, attempt int, delay time.Duration) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-r.lifetime.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(r.lifetime, time.Minute)
+		defer cancel()
+		r.stopUnused(ctx, id, after, attempt)
+	}()
+}
+
+// releaseGone releases, in the background, what sleeper started for
+// dependents that were removed, once the engine confirms that no container
+// holds the name any more. A container that lost only its labels (a
+// recreate without them) still runs and may use its dependencies: it is no
+// longer sleeper's to decide for, so they are left as they are.
+func (r *Registry) releaseGone(ws []*Watcher) {
+	rt := r.Routes()
+	for _, w := range ws {
+		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || isStub(w.Spec()) {
 			continue
 		}
-		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", short, "after", name)
+		name := w.name
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			ctx, cancel := context.WithTimeout(r.lifetime, time.Minute)
+			defer cancel()
+			if r.cfg.Finder != nil {
+				if _, err := r.cfg.Finder.FindName(ctx, name); !errors.Is(err, ErrNotFound) {
+					return
+				}
+			}
+			r.Released(ctx, name)
+		}()
 	}
 }
 

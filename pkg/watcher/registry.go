@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,16 @@ type Registry struct {
 	startedByUs map[string]bool
 	stopping    map[string]chan struct{} // closed when that dependency's stop returns
 	starts      singleflight.Group
+
+	// guests holds the one runtime all stubs of a Proxmox guest share.
+	guests map[guestKey]*sharedGuest // guarded by mu
+
+	// lifetime bounds the registry's own goroutines (retried stops of
+	// unmanaged dependencies, releases for removed dependents); Close
+	// cancels it and waits for them. It is the registry's, not a request's.
+	lifetime context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // entry is what the registry knows of one container. w is nil while the
@@ -87,7 +98,10 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	if cfg.Recorder == nil {
 		cfg.Recorder = NopRecorder{}
 	}
+	lifetime, cancel := context.WithCancel(context.Background())
 	r := &Registry{
+		lifetime:    lifetime,
+		cancel:      cancel,
 		cfg:         cfg,
 		log:         cfg.Log,
 		rec:         cfg.Recorder,
@@ -96,6 +110,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		users:       map[string]map[string]bool{},
 		startedByUs: map[string]bool{},
 		stopping:    map[string]chan struct{}{},
+		guests:      map[guestKey]*sharedGuest{},
 	}
 	r.routes.Store(newRoutes())
 	return r
@@ -264,6 +279,7 @@ func (r *Registry) RemoveIfOlder(name string, seen time.Time) {
 	}
 	r.mu.Unlock()
 	closeAll(toClose)
+	r.releaseGone(toClose)
 	r.rec.Forget(name)
 	r.log.Info("container forgotten", "container", name)
 }
@@ -326,8 +342,11 @@ func (r *Registry) List() []Info {
 	return out
 }
 
-// Close closes every watcher. Containers are left exactly as they are.
+// Close closes every watcher and ends the registry's own goroutines.
+// Containers are left exactly as they are.
 func (r *Registry) Close() {
+	defer r.wg.Wait()
+	defer r.cancel()
 	r.mu.Lock()
 	var all []*Watcher
 	for _, e := range r.entries {
@@ -410,7 +429,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 				Graph:        r,
 			}
 			if p := e.spec.Proxmox; p != nil {
-				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.cfg.Proxmox.For(p.Node, p.VMID), ProviderProxmox, nil
+				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.guestRuntimeLocked(p.Node, p.VMID), ProviderProxmox, nil
 			}
 			e.w = New(cfg)
 			if !isStub(e.spec) {
@@ -429,6 +448,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 			}
 		}
 	}
+	rt.guestPeers = guestPeers(rt)
 	r.routes.Store(rt)
 	close(r.changed)
 	r.changed = make(chan struct{})

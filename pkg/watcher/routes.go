@@ -18,6 +18,9 @@ type Routes struct {
 	// The dependency graph among managed containers, by name.
 	deps       map[string][]string
 	dependents map[string][]string
+	// guestPeers: for a stub whose Proxmox guest other stubs also name,
+	// every stub of that guest, sorted.
+	guestPeers map[string][]string
 }
 
 func newRoutes() *Routes {

@@ -63,6 +63,12 @@ func (w *Watcher) onIdle() {
 		w.timer.Reset(idle)
 		return
 	}
+	if w.graph != nil && w.graph.SleepTogether(w.name) {
+		// Another stub names the same guest: they sleep together, when all
+		// are idle. Check again a timeout from now unless they do.
+		w.timer.Reset(idle)
+		return
+	}
 	// The mirror image of Acquire: publish Stopping, then read the count.
 	w.setStateLocked(StateStopping)
 	if w.inflight.Load() > 0 {

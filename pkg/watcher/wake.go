@@ -403,8 +403,17 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 		w.setStateLocked(StateError)
 		if w.observed.Awake() {
 			// Running but not ready (a timeout): let the idle timer put it
-			// back to sleep rather than leave it up forever.
+			// back to sleep rather than leave it up forever. The failed
+			// wake is activity: counted from the last request before the
+			// nap, the timer would stop a slow app at once (and undo a
+			// start by hand); this way the next request finds it further
+			// along.
+			w.lastActivity.Store(monoNow())
 			w.armIdleLocked()
+		} else {
+			// Not running: what the wake started for it (unmanaged
+			// dependencies) must not run on forever.
+			w.releaseDepsLocked()
 		}
 		// Events are public (the loading page, SSE): they get the short
 		// reason; the log gets the whole error.

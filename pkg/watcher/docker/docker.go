@@ -100,6 +100,24 @@ func (d *Docker) FindService(ctx context.Context, project, service string) (watc
 	return d.Inspect(ctx, res.Items[0].ID)
 }
 
+// FindName implements watcher.Finder: the container named exactly name.
+// The engine's inspect would also accept an ID or a unique ID prefix, and
+// its name filter matches substrings, so this lists by name and compares.
+func (d *Docker) FindName(ctx context.Context, name string) (watcher.Container, error) {
+	f := client.Filters{}.Add("name", name)
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return watcher.Container{}, fmt.Errorf("find container %s: %w", name, err)
+	}
+	for _, c := range res.Items {
+		// Names holds "/name", plus "/other/alias" for legacy links.
+		if slices.Contains(c.Names, "/"+name) {
+			return d.Inspect(ctx, c.ID)
+		}
+	}
+	return watcher.Container{}, fmt.Errorf("find container %s: %w", name, watcher.ErrNotFound)
+}
+
 // Events implements watcher.Source.
 func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
 	f := d.enableFilter().Add("type", "container").Add("event", watchedActions...)

@@ -1,0 +1,121 @@
+package watcher
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// guestFake is one Proxmox guest as the watcher sees it through a runtime:
+// starting takes a moment, and the app in it is healthy once it runs.
+type guestFake struct {
+	Runtime // unimplemented methods panic
+
+	mu      sync.Mutex
+	running bool
+	started time.Time
+	calls   map[string]int
+}
+
+func (g *guestFake) For(string, int) Runtime { return g }
+
+func (g *guestFake) count(op string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.calls[op]
+}
+
+func (g *guestFake) Inspect(context.Context, string) (Container, error) {
+	began := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := Container{ID: "lxc/pve1/105", InspectedAt: began, Status: StatusStopped, StartedAt: g.started,
+		Health: HealthHealthy, Published: map[string]string{"80/tcp": "127.0.0.1:9"}}
+	if g.running {
+		c.Status = StatusRunning
+	}
+	return c, nil
+}
+
+func (g *guestFake) Start(context.Context, string) error {
+	time.Sleep(50 * time.Millisecond) // the start task
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls["start"]++
+	g.running, g.started = true, time.Now()
+	return nil
+}
+
+func (g *guestFake) Stop(context.Context, string, StopOptions) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls["stop"]++
+	g.running = false
+	return nil
+}
+
+// twoStubs is a registry with two stub containers, a and b, for one guest.
+func twoStubs(t *testing.T, idleA, idleB string) (*guestFake, *Watcher, *Watcher) {
+	t.Helper()
+	g := &guestFake{calls: map[string]int{}}
+	reg := NewRegistry(RegistryConfig{Runtime: newEngineFake(), Proxmox: g, Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(reg.Close)
+	stub := func(name, idle string) Container {
+		return Container{ID: "stub-" + name, Name: name, Status: StatusStopped, Created: time.Now(), Labels: map[string]string{
+			"sleeper.enable": "true", "sleeper.hosts": name + ".localhost", "sleeper.idle_timeout": idle,
+			"sleeper.proxmox.node": "pve1", "sleeper.proxmox.vmid": "105",
+		}}
+	}
+	reg.ApplyAll([]Container{stub("a", idleA), stub("b", idleB)})
+	a, b := reg.Get("a"), reg.Get("b")
+	if a == nil || b == nil {
+		t.Fatal("stubs not managed")
+	}
+	return g, a, b
+}
+
+// TestStubsOfOneGuestSleepTogether: two stubs name one Proxmox guest. One
+// stub's idle timeout does not stop the guest while the other stub is
+// busy; the guest sleeps once both are idle, with one stop.
+func TestStubsOfOneGuestSleepTogether(t *testing.T) {
+	t.Parallel()
+	g, a, b := twoStubs(t, "150ms", "1h")
+	for _, w := range []*Watcher{a, b} {
+		if _, err := w.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !b.Acquire() {
+		t.Fatal("b not ready")
+	}
+	holds(t, 600*time.Millisecond, func() bool { return g.count("stop") == 0 }, "no stop while b has a request open")
+	b.Release()
+	// b has been idle for longer than its timeout.
+	b.lastActivity.Store(monoNow() - int64(2*time.Hour))
+	eventually(t, 5*time.Second, func() bool { return a.State() == StateAsleep && b.State() == StateAsleep },
+		"both stubs asleep once both are idle")
+	if n := g.count("stop"); n != 1 {
+		t.Fatalf("%d stops of the guest, want 1", n)
+	}
+}
+
+// TestStubsOfOneGuestShareTheWake: two stubs woken at once start their
+// guest once.
+func TestStubsOfOneGuestShareTheWake(t *testing.T) {
+	t.Parallel()
+	g, a, b := twoStubs(t, "1h", "1h")
+	var wg sync.WaitGroup
+	for _, w := range []*Watcher{a, b} {
+		wg.Go(func() {
+			if _, err := w.Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := g.count("start"); n != 1 {
+		t.Fatalf("%d starts of the guest, want 1", n)
+	}
+}
