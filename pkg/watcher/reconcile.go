@@ -24,6 +24,9 @@ type ReconcilerConfig struct {
 	// OnReconnect is called each time the event stream is re-established
 	// after a loss (for the reconnect metric). May be nil.
 	OnReconnect func()
+	// Health is told whether the engine answers and when the first full
+	// list is done (for /healthz and sleeper_docker_up). May be nil.
+	Health *EngineHealth
 }
 
 // Reconciler keeps the Registry in step with the engine. Events only queue a
@@ -35,7 +38,7 @@ type Reconciler struct {
 	log      *slog.Logger
 	q        *queue
 	syncOnce sync.Once
-	listed   chan struct{} // closed after the first successful list
+	listed   chan struct{} // closed after the first list that was inspected and applied in full
 	synced   chan struct{}
 }
 
@@ -116,8 +119,12 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	events, errs := r.cfg.Source.Events(ctx)
 	names, err := r.cfg.Source.List(ctx)
 	if err != nil {
+		if parent.Err() == nil {
+			r.cfg.Health.EngineDown(err)
+		}
 		return false, err
 	}
+	r.cfg.Health.EngineUp()
 	if reconnect && r.cfg.OnReconnect != nil {
 		r.cfg.OnReconnect()
 	}
@@ -127,8 +134,11 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	// must keep draining the stream meanwhile.
 	all := append(names, r.cfg.Registry.Names()...)
 	wg.Go(func() {
-		r.relist(ctx, all)
-		r.syncOnce.Do(func() { close(r.listed) })
+		// A relist cut short by a broken stream is not a list: the next
+		// session's relist is, and only then may sleeper say it is synced.
+		if r.relist(ctx, all) {
+			r.syncOnce.Do(func() { close(r.listed) })
+		}
 	})
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
@@ -146,8 +156,10 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 		case <-resync.C:
 			names, err := r.cfg.Source.List(ctx)
 			if err != nil {
+				r.cfg.Health.EngineDown(err)
 				return true, err
 			}
+			r.cfg.Health.EngineUp()
 			for _, n := range append(names, r.cfg.Registry.Names()...) {
 				r.q.add(n)
 			}
@@ -158,7 +170,9 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 // relist inspects every name in parallel and applies them to the registry
 // in one batch: one rebuild of the routes for a thousand containers, not a
 // thousand. A name that cannot be inspected goes to the queue for a retry.
-func (r *Reconciler) relist(ctx context.Context, names []string) {
+// It reports whether the batch was applied; when ctx ends first, every name
+// is queued instead, so that none inspected so far is forgotten.
+func (r *Reconciler) relist(ctx context.Context, names []string) bool {
 	slices.Sort(names)
 	names = slices.Compact(names)
 	found := make([]*Container, len(names))
@@ -181,7 +195,10 @@ func (r *Reconciler) relist(ctx context.Context, names []string) {
 	}
 	_ = g.Wait()
 	if ctx.Err() != nil {
-		return
+		for _, n := range names {
+			r.q.add(n)
+		}
+		return false
 	}
 	var apply []Container
 	for i, n := range names {
@@ -204,6 +221,7 @@ func (r *Reconciler) relist(ctx context.Context, names []string) {
 	for _, c := range apply {
 		r.cfg.Registry.ObserveGuest(ctx, c.Name)
 	}
+	return true
 }
 
 // markSynced closes Synced once the queue has drained after the first list.
@@ -223,6 +241,7 @@ func (r *Reconciler) markSynced(ctx context.Context) {
 		}
 	}
 	close(r.synced)
+	r.cfg.Health.Synced()
 }
 
 // reconcile converges the registry to the container's inspected state.
