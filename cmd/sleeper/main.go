@@ -68,7 +68,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-// serve runs sleeper until ctx ends.
+// serve runs sleeper until ctx ends. The admin listener opens first, so
+// /healthz and /metrics answer (503 and sleeper_docker_up 0) exactly while
+// the engine does not; the rest starts once the engine has answered.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting sleeper", "version", versionString(), "addr", cfg.Addr, "admin_addr", cfg.AdminAddr)
 	dk, err := docker.New(cfg.DockerHost, cfg.LabelPrefix)
@@ -76,92 +78,131 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer dk.Close()
-	// Which networks sleeper shares with the apps decides how it dials them,
-	// so it waits for the engine (a socket proxy may start after it) rather
-	// than guess "not in a container".
-	self, err := awaitEngine(ctx, dk, log)
-	if err != nil {
-		return err
-	}
-
 	// One recorder for the whole process: the registry, its watchers, the
 	// proxy and the reconciler report to it; the admin listener serves it.
 	rec := metrics.New(metrics.Config{Version: versionString()})
+	health := watcher.NewEngineHealth(watcher.EngineHealthConfig{OnChange: rec.DockerUp})
+	adminHandler := admin.NewHandler(admin.Config{
+		Health:  health,
+		Metrics: rec.Handler(log),
+		Wakes:   rec,
+		Token:   cfg.AdminToken,
+		Version: versionString(),
+		Log:     log,
+	})
+	if cfg.AdminToken == "" {
+		log.Info("admin API is read-only: set --admin-token to enable wake and sleep")
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.AdminAddr, err)
+	}
+	log.Info("admin listening", "addr", adminLn.Addr().String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveAdmin(gctx, adminLn, adminHandler) })
+	g.Go(func() error {
+		return serveEngine(gctx, cfg, log, engineDeps{dk: dk, rec: rec, health: health, admin: adminHandler})
+	})
+	return g.Wait()
+}
+
+// engineDeps is what serve builds before the engine answers.
+type engineDeps struct {
+	dk     *docker.Docker
+	rec    *metrics.Recorder
+	health *watcher.EngineHealth
+	admin  *admin.Handler
+}
+
+// serveEngine waits for the engine, then runs discovery and the front doors
+// until ctx ends. A shutdown while waiting ends it at once, binding nothing.
+func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps) error {
+	// Which networks sleeper shares with the apps decides how it dials them,
+	// so it waits for the engine (a socket proxy may start after it) rather
+	// than guess "not in a container".
+	self, err := awaitEngine(ctx, d.dk, d.health, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down before the engine answered is not an error
+		}
+		return err
+	}
 	pve, err := newProxmox(cfg, log)
 	if err != nil {
 		return err
 	}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime:  dk,
+		Runtime:  d.dk,
 		Log:      log,
-		Recorder: rec,
+		Recorder: d.rec,
 		Labels: labels.Options{
 			Prefix:             cfg.LabelPrefix,
 			Domain:             cfg.Domain,
 			DefaultIdleTimeout: cfg.DefaultIdleTimeout,
 		},
 		SelfNetworks: self,
-		Finder:       dk,
+		Finder:       d.dk,
 		Proxmox:      pve.runtimes(),
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
-	rec.Watch(reg)
+	d.rec.Watch(reg)
+	d.admin.Attach(reg)
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{
-		Source:      dk,
+		Source:      d.dk,
 		Registry:    reg,
 		Log:         log,
 		Prefix:      cfg.LabelPrefix,
-		OnReconnect: rec.Reconnect,
+		OnReconnect: d.rec.Reconnect,
+		Health:      d.health,
 	})
+	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rc: rc, rec: d.rec, pve: pve, self: self})
+}
+
+// frontDeps is what the front doors and the discovery loop share.
+type frontDeps struct {
+	reg  *watcher.Registry
+	rc   *watcher.Reconciler
+	rec  *metrics.Recorder
+	pve  *pveWiring
+	self []string
+}
+
+// runFrontDoors binds the proxy and runs it, the stream proxy, discovery and
+// the Proxmox poller until ctx ends.
+func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDeps) error {
 	srv := proxy.NewServer(proxy.ServerConfig{
-		Addr:     cfg.Addr,
-		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: rec}),
-		Routes:   reg,
-		Problems: reg,
+		Addr: cfg.Addr,
+		Handler: proxy.NewHandler(proxy.Config{
+			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rc.Synced(),
+		}),
+		Routes:   d.reg,
+		Problems: d.reg,
 		Log:      log,
 	})
 	if _, err := srv.Listen(); err != nil {
 		return err
 	}
-	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.AdminAddr, err)
-	}
-
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return rc.Run(gctx) })
+	g.Go(func() error { return d.rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	streams := stream.NewServer(stream.Config{Routes: reg, Problems: reg, Log: log, SelfNetworks: self})
+	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self})
 	g.Go(func() error { return streams.Run(gctx) })
-	if pve != nil {
-		pve.onChange(func(node string, vmid int) {
-			for _, n := range reg.GuestNames(node, vmid) {
-				rc.Enqueue(n)
+	if d.pve != nil {
+		d.pve.onChange(func(node string, vmid int) {
+			for _, n := range d.reg.GuestNames(node, vmid) {
+				d.rc.Enqueue(n)
 			}
 		})
-		g.Go(func() error { return pve.poller.Run(gctx) })
+		g.Go(func() error { return d.pve.poller.Run(gctx) })
 	}
-	adminHandler := admin.NewHandler(admin.Config{
-		Synced:   rc.Synced(),
-		Registry: reg,
-		Metrics:  rec.Handler(log),
-		Wakes:    rec,
-		Token:    cfg.AdminToken,
-		Version:  versionString(),
-		Log:      log,
-	})
-	if cfg.AdminToken == "" {
-		log.Info("admin API is read-only: set --admin-token to enable wake and sleep")
-	}
-	log.Info("admin listening", "addr", adminLn.Addr().String())
-	g.Go(func() error { return serveAdmin(gctx, adminLn, adminHandler) })
 	return g.Wait()
 }
 
 // awaitEngine pings the engine until it answers, with capped backoff, and
-// returns sleeper's own networks.
-func awaitEngine(ctx context.Context, dk *docker.Docker, log *slog.Logger) ([]string, error) {
+// returns sleeper's own networks. It reports each attempt to health, and
+// returns ctx's error if ctx ends first.
+func awaitEngine(ctx context.Context, dk *docker.Docker, health *watcher.EngineHealth, log *slog.Logger) ([]string, error) {
 	delay := 100 * time.Millisecond
 	for {
 		err := dk.Ping(ctx)
@@ -170,13 +211,18 @@ func awaitEngine(ctx context.Context, dk *docker.Docker, log *slog.Logger) ([]st
 			self, err = dk.SelfNetworks(ctx)
 		}
 		if err == nil {
+			health.EngineUp()
 			log.Info("docker engine answers", "api_version", dk.APIVersion(), "own_networks", self)
 			return self, nil
 		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("waiting for the docker engine: %w", context.Cause(ctx))
+		}
+		health.EngineDown(err)
 		log.Warn("docker engine not answering yet; retrying", "error", err, "retry_in", delay.String())
 		select {
 		case <-ctx.Done():
-			return nil, nil // shutting down before the engine answered is not an error
+			return nil, fmt.Errorf("waiting for the docker engine: %w", context.Cause(ctx))
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Second)

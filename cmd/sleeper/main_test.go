@@ -220,8 +220,8 @@ func TestServe(t *testing.T) {
 			env(map[string]string{"SLEEPER_ADMIN_TOKEN": token}), io.Discard, &stderr)
 	}()
 
-	// The admin listener answers /healthz (200 "starting") even before the
-	// engine does, so this works with or without Docker.
+	// The admin listener opens before the engine answers; /healthz says 200
+	// once the engine has answered and the first list is done.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		code, msg := healthcheckCode(t, env(map[string]string{"SLEEPER_ADMIN_ADDR": adminAddr}))
@@ -306,4 +306,86 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// startUnreachable runs sleeper against an engine address where nothing
+// answers, with the proxy address given, and waits until it is retrying.
+func startUnreachable(t *testing.T, ctx context.Context, addr, adminAddr string) (<-chan int, *syncBuffer) {
+	t.Helper()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", addr, "--admin-addr", adminAddr,
+			"--docker-host", "unix://" + filepath.Join(t.TempDir(), "no-engine.sock"),
+			"--label-prefix", "sleepertest" + randomHex(t)}, env(nil), io.Discard, &stderr)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "docker engine not answering yet") {
+		select {
+		case c := <-done:
+			t.Fatalf("sleeper exited with %d while the engine was away:\n%s", c, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleeper never retried the engine:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return done, &stderr
+}
+
+// TestShutdownWhileWaitingForEngine: a shutdown while sleeper waits for the
+// engine ends it with 0 and starts nothing more. The proxy address is held
+// by the test, so carrying on to bind it would fail and show.
+func TestShutdownWhileWaitingForEngine(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = held.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done, stderr := startUnreachable(t, ctx, held.Addr().String(), freeAddr(t))
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d after a shutdown while waiting for the engine, want 0:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return after cancel:\n%s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), held.Addr().String()+": bind") {
+		t.Errorf("sleeper tried to bind the proxy address after the shutdown:\n%s", stderr.String())
+	}
+}
+
+// TestHealthWhileEngineDown: with the engine away, the admin listener is up;
+// /healthz answers 503 with the reason and sleeper_docker_up is 0.
+func TestHealthWhileEngineDown(t *testing.T) {
+	t.Parallel()
+	adminAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done, stderr := startUnreachable(t, ctx, "127.0.0.1:0", adminAddr)
+	resp, err := http.Get("http://" + adminAddr + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz while the engine is away: %v\n%s", err, stderr.String())
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "waiting for the docker engine") {
+		t.Errorf("/healthz: %d %q, want 503 waiting for the docker engine", resp.StatusCode, body)
+	}
+	if code, _ := healthcheckCode(t, env(nil), "--admin-addr", adminAddr); code != 1 {
+		t.Errorf("sleeper healthcheck exited %d while the engine is away, want 1", code)
+	}
+	if m := get(t, "http://"+adminAddr+"/metrics"); !strings.Contains(m, "\nsleeper_docker_up 0\n") {
+		t.Errorf("/metrics lacks sleeper_docker_up 0")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
 }

@@ -77,3 +77,23 @@ func moduleRoot() (string, error) {
 	}
 	return filepath.Dir(gomod), nil
 }
+
+// SleeperBinary builds sleeper from this checkout into the test's temp dir
+// and returns its path, for tests that run the real command on the host
+// (its startup, flags and signals) rather than the packages it wires.
+func SleeperBinary(t testing.TB) string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatalf("dockertest: sleeper binary: %v", err)
+	}
+	bin, err := goBuildStatic(root, sleeperPackage)
+	if err != nil {
+		t.Fatalf("dockertest: sleeper binary: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "sleeper")
+	if err := os.WriteFile(path, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"sleeper/pkg/watcher"
@@ -32,13 +34,19 @@ type WakeCounter interface {
 	Wakes(container string) uint64
 }
 
+// Health is sleeper's own health; watcher.EngineHealth has it.
+type Health interface {
+	// Check returns nil when sleeper is healthy, else why it is not.
+	Check() error
+}
+
 // Config builds the admin handler.
 type Config struct {
-	// Synced is closed once the first discovery has finished; /healthz says
-	// "starting" until then but still answers 200, because sleeper is alive.
-	Synced <-chan struct{}
+	// Health decides /healthz: 200 "ok" when Check returns nil, else 503
+	// with the reason. Nil: always ok.
+	Health Health
 	// Registry lists and finds containers. Without it only /healthz and
-	// /metrics are served.
+	// /metrics are served, until Attach brings one.
 	Registry Registry
 	// Metrics serves GET /metrics; nil leaves it out.
 	Metrics http.Handler
@@ -64,8 +72,19 @@ type server struct {
 	tokenHash []byte
 }
 
+// Handler is the admin mux. /healthz and /metrics answer from the start; the
+// containers API and the status page once a registry is attached, because
+// the admin listener opens before the engine answers and the registry needs
+// the engine.
+type Handler struct {
+	mux        *http.ServeMux
+	s          *server
+	attachOnce sync.Once
+	attached   atomic.Bool // set after the routes are in
+}
+
 // NewHandler returns the admin mux.
-func NewHandler(cfg Config) http.Handler {
+func NewHandler(cfg Config) *Handler {
 	s := &server{cfg: cfg, log: cfg.Log, now: cfg.Now}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -77,12 +96,28 @@ func NewHandler(cfg Config) http.Handler {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		s.tokenHash = sum[:]
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
+	h := &Handler{mux: http.NewServeMux(), s: s}
+	h.mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		h.mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	h.mux.HandleFunc("/", h.notFound)
 	if cfg.Registry != nil {
+		h.Attach(cfg.Registry)
+	}
+	return h
+}
+
+// ServeHTTP serves the admin listener.
+func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(rw, r) }
+
+// Attach adds the containers API and the status page over reg. Call it
+// once; it is safe while requests are served (the mux's lock orders the
+// registry's store before any request that reaches the new routes).
+func (h *Handler) Attach(reg Registry) {
+	h.attachOnce.Do(func() {
+		s, mux := h.s, h.mux
+		s.cfg.Registry = reg
 		mux.HandleFunc("GET /{$}", s.statusPage)
 		mux.HandleFunc("GET /api/containers", s.listContainers)
 		mux.HandleFunc("GET /api/containers/{name}", s.getContainer)
@@ -91,19 +126,35 @@ func NewHandler(cfg Config) http.Handler {
 		mux.HandleFunc("/api/", func(rw http.ResponseWriter, r *http.Request) {
 			writeError(rw, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 		})
-	}
-	return mux
+		h.attached.Store(true)
+	})
 }
 
+// notFound answers what no route matches: before Attach, the containers API
+// is not there yet rather than missing.
+func (h *Handler) notFound(rw http.ResponseWriter, r *http.Request) {
+	if !h.attached.Load() {
+		rw.Header().Set("Retry-After", "1")
+		http.Error(rw, "sleeper is starting: waiting for the docker engine", http.StatusServiceUnavailable)
+		return
+	}
+	http.NotFound(rw, r)
+}
+
+// healthz answers 200 "ok", or 503 with the reason (still waiting for the
+// engine, discovering, or the engine unreachable for too long), so that an
+// orchestrator's probe and an operator's curl see the same thing.
 func (s *server) healthz(rw http.ResponseWriter, _ *http.Request) {
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	rw.Header().Set("Cache-Control", "no-store")
-	select {
-	case <-s.cfg.Synced:
-		_, _ = rw.Write([]byte("ok\n"))
-	default:
-		_, _ = rw.Write([]byte("starting\n"))
+	if s.cfg.Health != nil {
+		if err := s.cfg.Health.Check(); err != nil {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = rw.Write([]byte("unhealthy: " + err.Error() + "\n"))
+			return
+		}
 	}
+	_, _ = rw.Write([]byte("ok\n"))
 }
 
 // errorBody is every API error on the wire.

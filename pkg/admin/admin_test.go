@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -189,16 +191,96 @@ func apiError(t *testing.T, body string) string {
 	return e.Error
 }
 
+// healthFunc adapts a func to Health.
+type healthFunc func() error
+
+func (f healthFunc) Check() error { return f() }
+
+// TestHealthz: 200 ok when healthy, else 503 with the reason, and never
+// cached.
 func TestHealthz(t *testing.T) {
 	t.Parallel()
-	synced := make(chan struct{})
-	f := newFixture(t, Config{Synced: synced})
-	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 200 || body != "starting\n" {
-		t.Fatalf("before sync: %d %q, want 200 starting", code, body)
+	tests := []struct {
+		name     string
+		health   Health
+		wantCode int
+		wantBody string
+	}{
+		{"no health configured", nil, 200, "ok\n"},
+		{"healthy", healthFunc(func() error { return nil }), 200, "ok\n"},
+		{"waiting for the engine", healthFunc(func() error {
+			return fmt.Errorf("%w: dial unix /var/run/docker.sock: connect: no such file", watcher.ErrEngineWaiting)
+		}), 503, "unhealthy: waiting for the docker engine: dial unix /var/run/docker.sock: connect: no such file\n"},
+		{"discovering", healthFunc(func() error { return watcher.ErrDiscovering }), 503, "unhealthy: discovering containers\n"},
+		{"engine down too long", healthFunc(func() error {
+			return fmt.Errorf("%w for 1m5s", watcher.ErrEngineDown)
+		}), 503, "unhealthy: docker engine unreachable for 1m5s\n"},
 	}
-	close(synced)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, Config{Health: tt.health})
+			code, h, body := f.do(t, "GET", "/healthz", "")
+			if code != tt.wantCode || body != tt.wantBody {
+				t.Fatalf("/healthz: %d %q, want %d %q", code, body, tt.wantCode, tt.wantBody)
+			}
+			if h.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control %q, want no-store", h.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+// TestHealthzFollowsEngineHealth drives the real watcher.EngineHealth behind
+// /healthz through startup: 503 with a reason until the engine has answered
+// and the first list is done, then 200.
+func TestHealthzFollowsEngineHealth(t *testing.T) {
+	t.Parallel()
+	eh := watcher.NewEngineHealth(watcher.EngineHealthConfig{})
+	f := newFixture(t, Config{Health: eh})
+	eh.EngineDown(errors.New("connection refused"))
+	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 503 || !strings.Contains(body, "waiting for the docker engine: connection refused") {
+		t.Fatalf("engine down at start: %d %q", code, body)
+	}
+	eh.EngineUp()
+	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 503 || !strings.Contains(body, "discovering containers") {
+		t.Fatalf("engine up, not listed: %d %q", code, body)
+	}
+	eh.Synced()
 	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 200 || body != "ok\n" {
-		t.Fatalf("after sync: %d %q, want 200 ok", code, body)
+		t.Fatalf("synced: %d %q", code, body)
+	}
+}
+
+// TestAttachLater: before the registry exists (the engine has not answered)
+// health answers and the containers API says 503, not 404; after Attach it
+// is served.
+func TestAttachLater(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(Config{Log: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	get := func(path string) int {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz before Attach: %d", code)
+	}
+	if code := get("/api/containers"); code != 503 {
+		t.Fatalf("/api/containers before Attach: %d, want 503", code)
+	}
+	f := newFixture(t, Config{}, container("app", app(t)))
+	h.Attach(f.reg)
+	if code := get("/api/containers/app"); code != 200 {
+		t.Fatalf("/api/containers/app after Attach: %d, want 200", code)
+	}
+	if code := get("/nope"); code != 404 {
+		t.Fatalf("/nope after Attach: %d, want 404", code)
 	}
 }
 

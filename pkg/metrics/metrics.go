@@ -79,6 +79,7 @@ type Recorder struct {
 	requests  *prometheus.CounterVec
 	held      *prometheus.GaugeVec
 	reconnect prometheus.Counter
+	dockerUp  prometheus.Gauge
 
 	// series caches each container's per-call objects and holds its state.
 	series *xsync.Map[string, *series]
@@ -124,6 +125,10 @@ func New(cfg Config) *Recorder {
 			Name: "sleeper_docker_event_reconnects_total",
 			Help: "Times the Docker event stream was re-established after a loss.",
 		}),
+		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sleeper_docker_up",
+			Help: "1 while the Docker engine answers, 0 before it first does and while it is unreachable.",
+		}),
 		series: xsync.NewMap[string, *series](),
 	}
 	r.scrape = newScrapeCollector(r)
@@ -137,7 +142,7 @@ func New(cfg Config) *Recorder {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
-		r.wakes, r.wakeDur, r.sleeps, r.requests, r.held, r.reconnect,
+		r.wakes, r.wakeDur, r.sleeps, r.requests, r.held, r.reconnect, r.dockerUp,
 		r.scrape,
 	)
 	return r
@@ -164,6 +169,15 @@ func (r *Recorder) Watch(src Source) { r.scrape.src.Store(&src) }
 // Reconnect counts a re-established Docker event stream. It fits
 // watcher.ReconcilerConfig.OnReconnect.
 func (r *Recorder) Reconnect() { r.reconnect.Inc() }
+
+// DockerUp sets sleeper_docker_up. It fits watcher.EngineHealthConfig.OnChange.
+func (r *Recorder) DockerUp(up bool) {
+	if up {
+		r.dockerUp.Set(1)
+	} else {
+		r.dockerUp.Set(0)
+	}
+}
 
 // Wakes returns how many times a container woke successfully since sleeper
 // started, for the status page.

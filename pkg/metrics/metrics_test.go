@@ -149,6 +149,26 @@ sleeper_config_errors{container="good"} 0
 sleeper_docker_event_reconnects_total 2
 `,
 		},
+		{
+			name:   "docker engine down until it first answers",
+			do:     func(*Recorder) {},
+			metric: "sleeper_docker_up",
+			want: `
+# HELP sleeper_docker_up 1 while the Docker engine answers, 0 before it first does and while it is unreachable.
+# TYPE sleeper_docker_up gauge
+sleeper_docker_up 0
+`,
+		},
+		{
+			name:   "docker engine up, down, up",
+			do:     func(r *Recorder) { r.DockerUp(true); r.DockerUp(false); r.DockerUp(true) },
+			metric: "sleeper_docker_up",
+			want: `
+# HELP sleeper_docker_up 1 while the Docker engine answers, 0 before it first does and while it is unreachable.
+# TYPE sleeper_docker_up gauge
+sleeper_docker_up 1
+`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

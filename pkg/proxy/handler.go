@@ -47,6 +47,10 @@ type Config struct {
 	MaxHeld  int
 	Log      *slog.Logger
 	Recorder watcher.Recorder
+	// Discovered is closed when sleeper's first discovery is done; until
+	// then a request for an unknown host waits for it, at most
+	// DiscoveryWait (discovery.go). Nil: no waiting.
+	Discovered <-chan struct{}
 }
 
 // Handler routes and forwards HTTP requests.
@@ -70,6 +74,8 @@ type Handler struct {
 	// loading is the loading page and its endpoints (loading.go, sse.go);
 	// its zero value is ready to use.
 	loading loadingState
+	// discovery holds unknown hosts during the first discovery (discovery.go).
+	discovery discovery
 }
 
 type upstreamProxy struct {
@@ -106,6 +112,7 @@ func NewHandler(cfg Config) *Handler {
 		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
 		closing: make(chan struct{}),
 	}
+	h.discovery = discovery{ready: cfg.Discovered, wait: DiscoveryWait}
 	h.upstream = newTransport(h.transport)
 	return h
 }
@@ -119,6 +126,9 @@ func (h *Handler) Shutdown() { h.closingOnce.Do(func() { close(h.closing) }) }
 func (h *Handler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	host := normalizeHost(r.Host)
 	w := h.routes.Routes().Lookup(host)
+	if w == nil {
+		w = h.lookupAfterDiscovery(r.Context(), host)
+	}
 	if w == nil {
 		http.Error(rw, fmt.Sprintf("sleeper: no container for host %q", host), http.StatusNotFound)
 		return

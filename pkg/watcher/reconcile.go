@@ -23,6 +23,9 @@ type ReconcilerConfig struct {
 	// OnReconnect is called each time the event stream is re-established
 	// after a loss (for the reconnect metric). May be nil.
 	OnReconnect func()
+	// Health is told whether the engine answers and when the first full
+	// list is done (for /healthz and sleeper_docker_up). May be nil.
+	Health *EngineHealth
 }
 
 // Reconciler keeps the Registry in step with the engine. Events only queue a
@@ -34,7 +37,7 @@ type Reconciler struct {
 	log      *slog.Logger
 	q        *queue
 	syncOnce sync.Once
-	listed   chan struct{} // closed after the first successful list
+	listed   chan struct{} // closed after the first list that was inspected and applied in full
 	synced   chan struct{}
 }
 
@@ -116,8 +119,12 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	began := time.Now()
 	listed, err := r.cfg.Source.List(ctx)
 	if err != nil {
+		if parent.Err() == nil {
+			r.cfg.Health.EngineDown(err)
+		}
 		return false, err
 	}
+	r.cfg.Health.EngineUp()
 	if reconnect && r.cfg.OnReconnect != nil {
 		r.cfg.OnReconnect()
 	}
@@ -125,8 +132,11 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	// The relist runs beside the event loop, which must keep draining the
 	// stream meanwhile.
 	wg.Go(func() {
-		r.relist(ctx, listed, began)
-		r.syncOnce.Do(func() { close(r.listed) })
+		// A relist cut short by a broken stream is not a list: the next
+		// session's relist is, and only then may sleeper say it is synced.
+		if r.relist(ctx, listed, began) {
+			r.syncOnce.Do(func() { close(r.listed) })
+		}
 	})
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
@@ -145,8 +155,10 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 			began := time.Now()
 			listed, err := r.cfg.Source.List(ctx)
 			if err != nil {
+				r.cfg.Health.EngineDown(err)
 				return true, err
 			}
+			r.cfg.Health.EngineUp()
 			r.relist(ctx, listed, began)
 		}
 	}
@@ -157,8 +169,10 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 // A known name the list lacks is queued: only an inspect tells a container
 // that is gone from one that lost its label or was renamed (a container
 // removed during an outage is found that way). began is when the list call
-// began: an observation applied after it is newer and is kept.
-func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.Time) {
+// began: an observation applied after it is newer and is kept. It reports
+// whether the batch was applied; when ctx ends first, every name is queued
+// instead, so that none is forgotten.
+func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.Time) bool {
 	seen := make(map[string]bool, len(listed))
 	apply := make([]Container, 0, len(listed))
 	for _, c := range listed {
@@ -178,12 +192,16 @@ func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.
 		}
 	}
 	if ctx.Err() != nil {
-		return
+		for n := range seen {
+			r.q.add(n)
+		}
+		return false
 	}
 	r.cfg.Registry.ApplyAll(apply)
 	for _, c := range apply {
 		r.cfg.Registry.ObserveGuest(ctx, c.Name)
 	}
+	return true
 }
 
 // markSynced closes Synced once the queue has drained after the first list.
@@ -203,6 +221,7 @@ func (r *Reconciler) markSynced(ctx context.Context) {
 		}
 	}
 	close(r.synced)
+	r.cfg.Health.Synced()
 }
 
 // reconcile converges the registry to the container's inspected state.
