@@ -230,7 +230,14 @@ func TestDependencyNeverAnIDPrefix(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("%s: %d %q, want 502", host, resp.StatusCode, body)
 		}
-		mustContain(t, body, "dependency "+dep+" not found")
+		mustContain(t, body, "a dependency failed to start")
+		errText := ""
+		for _, info := range s.reg.List() {
+			if info.Name == host {
+				errText = info.Error
+			}
+		}
+		mustContain(t, errText, "dependency "+dep+" not found")
 	}
 	for _, id := range []string{victimID, decoyID} {
 		if st := s.inspect(id); st.Running || !startedAt(t, st).IsZero() {
