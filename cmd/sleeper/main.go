@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	})
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:     cfg.Addr,
-		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: rec}),
+		Handler:  proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: rec, TrustedProxies: cfg.TrustedProxies}),
 		Routes:   reg,
 		Problems: reg,
 		Log:      log,

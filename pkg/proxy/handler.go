@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -47,6 +48,9 @@ type Config struct {
 	MaxHeld  int
 	Log      *slog.Logger
 	Recorder watcher.Recorder
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// (forwarded.go); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler routes and forwards HTTP requests.
@@ -55,6 +59,7 @@ type Handler struct {
 	maxHeld   int64
 	log       *slog.Logger
 	rec       watcher.Recorder
+	trusted   trustedProxies
 	transport *http.Transport // the standard transport, for what upstream does not handle
 	upstream  *transport
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
@@ -88,6 +93,7 @@ func NewHandler(cfg Config) *Handler {
 		maxHeld: int64(cfg.MaxHeld),
 		log:     cfg.Log,
 		rec:     rec,
+		trusted: cfg.TrustedProxies,
 		transport: &http.Transport{
 			Proxy:               nil, // upstreams are local; never via an env proxy
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -249,7 +255,7 @@ func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
 	return &upstreamProxy{target: target, rp: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.SetXForwarded()
+			h.trusted.setXForwarded(pr)
 			pr.Out.Host = pr.In.Host // the app sees the Host it was asked for
 		},
 		Transport:  h.upstream,
