@@ -72,6 +72,9 @@ type Handler struct {
 	// while proxied requests are left to finish within the grace period.
 	closing     chan struct{}
 	closingOnce sync.Once
+	// clientPoll is how often a held request with a body checks that its
+	// client is still there (clientgone.go).
+	clientPoll time.Duration
 	// loading is the loading page and its endpoints (loading.go, sse.go);
 	// its zero value is ready to use.
 	loading loadingState
@@ -109,8 +112,9 @@ func NewHandler(cfg Config) *Handler {
 			// self-signed, certificates (README: "Upstream TLS").
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented
 		},
-		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
-		closing: make(chan struct{}),
+		proxies:    xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
+		closing:    make(chan struct{}),
+		clientPoll: defaultClientPoll,
 	}
 	h.upstream = newTransport(h.transport)
 	return h
@@ -186,16 +190,24 @@ func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Reque
 	spec := w.Spec()
 	ctx, cancel := context.WithTimeoutCause(r.Context(), spec.WakeTimeout, watcher.ErrWakeTimeout)
 	defer cancel()
+	ctx, unwatch := h.watchClient(ctx, r) // clientgone.go
+	defer unwatch()
 	for range 3 {
 		dur, err := w.Wait(ctx)
 		if err != nil {
-			h.wakeFailed(w, rw, r, err)
+			if !h.dropGone(w, r, err) {
+				h.wakeFailed(w, rw, r, err)
+			}
 			return
 		}
 		if !w.Acquire() {
 			continue // put back to sleep between the wake and us: wake again
 		}
 		defer w.Release()
+		unwatch()
+		if h.dropGone(w, r, nil) {
+			return
+		}
 		if dur > 0 {
 			rw.Header().Set("X-Sleeper-Wake", strconv.FormatInt(dur.Milliseconds(), 10))
 		}
