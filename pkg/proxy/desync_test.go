@@ -2,18 +2,17 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
-
-	"sleeper/pkg/watcher"
 )
 
 // forged is what a misbehaving app leaves on the connection after its
@@ -113,18 +112,9 @@ func answer(req *http.Request) (head, extra string) {
 	return "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", ""
 }
 
-// desyncHandler is a Handler whose one ready container is the upstream at addr.
 func desyncHandler(t *testing.T, addr string) *Handler {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime{}, Log: log})
-	t.Cleanup(reg.Close)
-	reg.Apply(watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0),
-		Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": "app.localhost", "sleeper.upstream": "http://" + addr}})
-	eventually(t, 5*time.Second, func() bool { return reg.Get("bench").State() == watcher.StateReady }, "ready")
-	h := NewHandler(Config{Routes: staticRoutes{reg}, MaxHeld: 10, Log: log})
-	t.Cleanup(h.upstream.CloseIdleConnections)
-	return h
+	return readyHandler(t, "http://"+addr, Config{})
 }
 
 var misbehaving = []struct{ method, path string }{
@@ -200,5 +190,45 @@ func TestNoDesyncUnderConcurrentClients(t *testing.T) {
 			}
 			wg.Wait()
 		})
+	}
+}
+
+// TestTransportResetsAfterBodilessAnswer: a connection left after a HEAD,
+// 204 or 304 answer is reset, not closed with a FIN, so sleeper keeps no
+// TIME_WAIT socket (and ephemeral port) for each such answer.
+func TestTransportResetsAfterBodilessAnswer(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	after := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			after <- err
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			after <- err
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = br.ReadByte()
+		after <- err
+	}()
+	req, _ := http.NewRequest(http.MethodHead, "http://"+ln.Addr().String()+"/", nil)
+	resp, err := newTestTransport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if err := <-after; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the app read %v after answering HEAD, want a reset", err)
 	}
 }

@@ -14,14 +14,18 @@ import (
 
 // readyHandler is a Handler built from cfg whose one ready container,
 // answering app.localhost, is the upstream at url.
-func readyHandler(t *testing.T, url string, cfg Config) *Handler {
+func readyHandler(t testing.TB, url string, cfg Config) *Handler {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime{}, Log: log})
 	t.Cleanup(reg.Close)
 	reg.Apply(watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0),
 		Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": "app.localhost", "sleeper.upstream": url}})
-	eventually(t, 5*time.Second, func() bool { return reg.Get("bench").State() == watcher.StateReady }, "ready")
+	for deadline := time.Now().Add(5 * time.Second); reg.Get("bench").State() != watcher.StateReady; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container never became ready")
+		}
+	}
 	cfg.Routes, cfg.MaxHeld, cfg.Log = staticRoutes{reg}, 10, log
 	h := NewHandler(cfg)
 	t.Cleanup(h.upstream.CloseIdleConnections)

@@ -139,8 +139,9 @@ func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Respons
 		}
 		return nil, err
 	}
-	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !bodiless(req, resp)
-	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable}
+	noBody := bodiless(req, resp)
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !noBody
+	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable, reset: noBody}
 	return resp, nil
 }
 
@@ -148,9 +149,10 @@ func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Respons
 // and 304. Its end cannot be checked, and a buggy app sends a body anyway,
 // often in a write of its own just after the head (an app whose HEAD
 // handler is its GET handler): such bytes may arrive after the connection
-// went back to the pool and after the check in get, and would then be read
-// as the answer to the next request. The connection is not reused; the
-// next request dials anew, which costs a loopback connect.
+// went back to the pool and after the check in get (an app may compute the
+// body after sending the head), and would then be read as the answer to
+// the next request. The connection is not reused: the next request dials
+// anew, about 70 µs more per such answer on loopback (SECURITY.md).
 func bodiless(req *http.Request, resp *http.Response) bool {
 	return req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 }
@@ -163,6 +165,11 @@ type connBody struct {
 	pc    *upstreamConn
 	stop  func() bool
 	reuse bool
+	// reset closes an unreused connection with a reset rather than a FIN,
+	// which leaves no TIME_WAIT socket on sleeper's side: a FIN after every
+	// HEAD, 204 and 304 would tie up an ephemeral port for a minute each,
+	// and a few hundred such answers a second to one app would run out.
+	reset bool
 	done  bool
 }
 
@@ -186,13 +193,17 @@ func (b *connBody) Close() error {
 }
 
 func (b *connBody) finish(clean bool) {
-	if !b.stop() || !clean || !b.reuse {
-		// The request's context ended (AfterFunc already closed it), the
-		// body was not read to its end, or the upstream wants to close.
-		b.pc.conn.Close()
+	if b.stop() && clean && b.reuse {
+		b.t.put(b.pc)
 		return
 	}
-	b.t.put(b.pc)
+	// The request's context ended (AfterFunc already closed it), the body
+	// was not read to its end, the upstream wants to close, or the answer
+	// had no body to check its end by.
+	if tc, ok := b.pc.conn.(*net.TCPConn); ok && b.reset {
+		_ = tc.SetLinger(0)
+	}
+	b.pc.conn.Close()
 }
 
 func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstreamConn, error) {
