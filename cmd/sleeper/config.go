@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"sleeper/pkg/proxy"
 )
 
 // config is every flag sleeper reads (README, "Flags"). Each flag can
@@ -38,6 +41,8 @@ type config struct {
 	ProxmoxCAFile      string
 	ProxmoxFingerprint string
 	ProxmoxInsecureTLS bool
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
+	TrustedProxies []netip.Prefix
 }
 
 // envName maps a flag name to its environment variable.
@@ -57,6 +62,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
 	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
 	fs.IntVar(&c.MaxHeld, "max-held", 1000, "held requests per container before 503")
+	fs.Func("trusted-proxies", "comma-separated CIDRs or IPs of front proxies whose X-Forwarded-For is appended to and X-Forwarded-Proto/Host kept (default none: replaced)", func(v string) error {
+		p, err := proxy.ParseTrustedProxies(v)
+		c.TrustedProxies = p // the last setting wins: a flag over the environment
+		return err
+	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")

@@ -175,6 +175,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 		Addr: cfg.Addr,
 		Handler: proxy.NewHandler(proxy.Config{
 			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rc.Synced(),
+			TrustedProxies: cfg.TrustedProxies,
 		}),
 		Routes:   d.reg,
 		Problems: d.reg,

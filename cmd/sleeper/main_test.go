@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -76,6 +77,12 @@ func TestConfigPrecedence(t *testing.T) {
 			func(c config) bool { return c.AdminToken == "from-file" }},
 		{"token file from env", nil, map[string]string{"SLEEPER_ADMIN_TOKEN_FILE": tokenFile},
 			func(c config) bool { return c.AdminToken == "from-file" }},
+		{"trusted proxies from env", nil, map[string]string{"SLEEPER_TRUSTED_PROXIES": "10.0.0.0/8, 172.18.0.2"},
+			func(c config) bool { return fmt.Sprint(c.TrustedProxies) == "[10.0.0.0/8 172.18.0.2/32]" }},
+		{"trusted proxies flag over env", []string{"--trusted-proxies=192.168.0.0/16"},
+			map[string]string{"SLEEPER_TRUSTED_PROXIES": "10.0.0.0/8"},
+			func(c config) bool { return fmt.Sprint(c.TrustedProxies) == "[192.168.0.0/16]" }},
+		{"no trusted proxies by default", nil, nil, func(c config) bool { return len(c.TrustedProxies) == 0 }},
 		{"DOCKER_HOST fallback", nil, map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
 			func(c config) bool { return c.DockerHost == "tcp://127.0.0.1:2375" }},
 		{"--docker-host over DOCKER_HOST", []string{"--docker-host", "unix:///x.sock"},
@@ -119,6 +126,8 @@ func TestBadValuesExit2(t *testing.T) {
 		{"stray argument", []string{"extra"}, nil, `unexpected argument "extra"`},
 		{"token twice", []string{"--admin-token=a", "--admin-token-file=/x"}, nil, "set only one"},
 		{"token file missing", []string{"--admin-token-file=/nonexistent/token"}, nil, "--admin-token-file"},
+		{"bad trusted proxy", []string{"--trusted-proxies=10.0.0.0/8,10.0.0.0/40"}, nil, `"10.0.0.0/40" is neither a CIDR`},
+		{"bad trusted proxy env", nil, map[string]string{"SLEEPER_TRUSTED_PROXIES": "traefik"}, `SLEEPER_TRUSTED_PROXIES="traefik": "traefik" is neither`},
 		{"token file empty", []string{"--admin-token-file", empty}, nil, "the file is empty"},
 	}
 	for _, tt := range tests {

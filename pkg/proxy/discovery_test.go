@@ -78,7 +78,7 @@ func (f *discoveryFixture) serve(host string) <-chan *httptest.ResponseRecorder 
 	return done
 }
 
-func answer(t *testing.T, done <-chan *httptest.ResponseRecorder) (int, string) {
+func awaitAnswer(t *testing.T, done <-chan *httptest.ResponseRecorder) (int, string) {
 	t.Helper()
 	select {
 	case rec := <-done:
@@ -99,7 +99,7 @@ func TestRequestDuringDiscoveryIsRouted(t *testing.T) {
 	<-f.routes.first // the request has missed once: only now does the app appear
 	f.reg.Apply(f.app)
 	close(f.discovered)
-	if code, body := answer(t, done); code != http.StatusOK || body != "from the app" {
+	if code, body := awaitAnswer(t, done); code != http.StatusOK || body != "from the app" {
 		t.Fatalf("request during discovery: %d %q, want 200 from the app", code, body)
 	}
 }
@@ -112,11 +112,11 @@ func TestUnknownHostAfterDiscovery404s(t *testing.T) {
 	f.h.discovery.wait = time.Hour
 	f.reg.Apply(f.app)
 	close(f.discovered)
-	code, body := answer(t, f.serve("nobody.test"))
+	code, body := awaitAnswer(t, f.serve("nobody.test"))
 	if code != http.StatusNotFound || !strings.Contains(body, `"nobody.test"`) {
 		t.Fatalf("unknown host after discovery: %d %q, want 404", code, body)
 	}
-	if code, _ := answer(t, f.serve("app.localhost")); code != http.StatusOK {
+	if code, _ := awaitAnswer(t, f.serve("app.localhost")); code != http.StatusOK {
 		t.Fatalf("known host: %d", code)
 	}
 }
@@ -127,7 +127,7 @@ func TestUnknownHostDuringDiscoveryIsBounded(t *testing.T) {
 	t.Parallel()
 	f := newDiscoveryFixture(t)
 	f.h.discovery.wait = 20 * time.Millisecond
-	if code, _ := answer(t, f.serve("nobody.test")); code != http.StatusNotFound {
+	if code, _ := awaitAnswer(t, f.serve("nobody.test")); code != http.StatusNotFound {
 		t.Fatalf("unknown host, discovery stuck: %d, want 404 after the bound", code)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,6 +52,9 @@ type Config struct {
 	// then a request for an unknown host waits for it, at most
 	// DiscoveryWait (discovery.go). Nil: no waiting.
 	Discovered <-chan struct{}
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// (forwarded.go); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler routes and forwards HTTP requests.
@@ -59,6 +63,7 @@ type Handler struct {
 	maxHeld   int64
 	log       *slog.Logger
 	rec       watcher.Recorder
+	trusted   trustedProxies
 	transport *http.Transport // the standard transport, for what upstream does not handle
 	upstream  *transport
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
@@ -71,6 +76,9 @@ type Handler struct {
 	// while proxied requests are left to finish within the grace period.
 	closing     chan struct{}
 	closingOnce sync.Once
+	// clientPoll is how often a held request with a body checks that its
+	// client is still there (clientgone.go).
+	clientPoll time.Duration
 	// loading is the loading page and its endpoints (loading.go, sse.go);
 	// its zero value is ready to use.
 	loading loadingState
@@ -94,6 +102,7 @@ func NewHandler(cfg Config) *Handler {
 		maxHeld: int64(cfg.MaxHeld),
 		log:     cfg.Log,
 		rec:     rec,
+		trusted: cfg.TrustedProxies,
 		transport: &http.Transport{
 			Proxy:               nil, // upstreams are local; never via an env proxy
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -109,8 +118,9 @@ func NewHandler(cfg Config) *Handler {
 			// self-signed, certificates (README: "Upstream TLS").
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented
 		},
-		proxies: xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
-		closing: make(chan struct{}),
+		proxies:    xsync.NewMap[*watcher.Watcher, *upstreamProxy](),
+		closing:    make(chan struct{}),
+		clientPoll: defaultClientPoll,
 	}
 	h.discovery = discovery{ready: cfg.Discovered, wait: DiscoveryWait}
 	h.upstream = newTransport(h.transport)
@@ -189,16 +199,24 @@ func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Reque
 	spec := w.Spec()
 	ctx, cancel := context.WithTimeoutCause(r.Context(), spec.WakeTimeout, watcher.ErrWakeTimeout)
 	defer cancel()
+	ctx, unwatch := h.watchClient(ctx, r) // clientgone.go
+	defer unwatch()
 	for range 3 {
 		dur, err := w.Wait(ctx)
 		if err != nil {
-			h.wakeFailed(w, rw, r, err)
+			if !h.dropGone(w, r, err) {
+				h.wakeFailed(w, rw, r, err)
+			}
 			return
 		}
 		if !w.Acquire() {
 			continue // put back to sleep between the wake and us: wake again
 		}
 		defer w.Release()
+		unwatch()
+		if h.dropGone(w, r, nil) {
+			return
+		}
 		if dur > 0 {
 			rw.Header().Set("X-Sleeper-Wake", strconv.FormatInt(dur.Milliseconds(), 10))
 		}
@@ -256,7 +274,7 @@ func (h *Handler) newProxy(name string, target *url.URL) *upstreamProxy {
 	return &upstreamProxy{target: target, rp: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
-			pr.SetXForwarded()
+			h.trusted.setXForwarded(pr)
 			pr.Out.Host = pr.In.Host // the app sees the Host it was asked for
 		},
 		Transport:  h.upstream,

@@ -72,6 +72,8 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// A held request finds its connection to notice its client leaving.
+		ConnContext: withConn,
 	}
 }
 

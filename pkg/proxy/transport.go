@@ -139,9 +139,22 @@ func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Respons
 		}
 		return nil, err
 	}
-	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable}
+	noBody := bodiless(req, resp)
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !noBody
+	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable, reset: noBody}
 	return resp, nil
+}
+
+// bodiless reports an answer that has no body by definition: to HEAD, 204
+// and 304. Its end cannot be checked, and a buggy app sends a body anyway,
+// often in a write of its own just after the head (an app whose HEAD
+// handler is its GET handler): such bytes may arrive after the connection
+// went back to the pool and after the check in get (an app may compute the
+// body after sending the head), and would then be read as the answer to
+// the next request. The connection is not reused: the next request dials
+// anew, about 70 µs more per such answer on loopback (SECURITY.md).
+func bodiless(req *http.Request, resp *http.Response) bool {
+	return req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 }
 
 // connBody hands the connection back when the body has been read to its
@@ -152,6 +165,11 @@ type connBody struct {
 	pc    *upstreamConn
 	stop  func() bool
 	reuse bool
+	// reset closes an unreused connection with a reset rather than a FIN,
+	// which leaves no TIME_WAIT socket on sleeper's side: a FIN after every
+	// HEAD, 204 and 304 would tie up an ephemeral port for a minute each,
+	// and a few hundred such answers a second to one app would run out.
+	reset bool
 	done  bool
 }
 
@@ -175,33 +193,24 @@ func (b *connBody) Close() error {
 }
 
 func (b *connBody) finish(clean bool) {
-	if !b.stop() || !clean || !b.reuse {
-		// The request's context ended (AfterFunc already closed it), the
-		// body was not read to its end, or the upstream wants to close.
-		b.pc.conn.Close()
+	if b.stop() && clean && b.reuse {
+		b.t.put(b.pc)
 		return
 	}
-	b.t.put(b.pc)
+	// The request's context ended (AfterFunc already closed it), the body
+	// was not read to its end, the upstream wants to close, or the answer
+	// had no body to check its end by.
+	if tc, ok := b.pc.conn.(*net.TCPConn); ok && b.reset {
+		_ = tc.SetLinger(0)
+	}
+	b.pc.conn.Close()
 }
 
 func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstreamConn, error) {
-	t.mu.Lock()
-	if list := t.idle[addr]; pooled && len(list) > 0 {
-		// Newest first; when the newest is too old, all of them are.
-		pc := list[len(list)-1]
-		if time.Since(pc.since) <= t.maxIdleAge {
-			t.idle[addr] = list[:len(list)-1]
-			t.mu.Unlock()
-			pc.reused = true
+	if pooled {
+		if pc := t.pooled(addr); pc != nil {
 			return pc, nil
 		}
-		delete(t.idle, addr)
-		t.mu.Unlock()
-		for _, old := range list {
-			old.conn.Close()
-		}
-	} else {
-		t.mu.Unlock()
 	}
 	conn, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -214,6 +223,39 @@ func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstrea
 		br: bufio.NewReaderSize(conn, 4<<10),
 		bw: bufio.NewWriterSize(conn, 4<<10),
 	}, nil
+}
+
+// pooled takes the newest idle connection to addr that is still quiet: the
+// upstream has sent nothing on it since its last answer. Anything there
+// (bytes the app sent after its answer, or its close) would otherwise be
+// read as the next answer, so such a connection is closed, never reused.
+func (t *transport) pooled(addr string) *upstreamConn {
+	for {
+		t.mu.Lock()
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			return nil
+		}
+		// Newest first; when the newest is too old, all of them are.
+		pc := list[len(list)-1]
+		if time.Since(pc.since) > t.maxIdleAge {
+			delete(t.idle, addr)
+			t.mu.Unlock()
+			for _, old := range list {
+				old.conn.Close()
+			}
+			return nil
+		}
+		list[len(list)-1] = nil
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		if quiet(pc.conn) {
+			pc.reused = true
+			return pc
+		}
+		pc.conn.Close()
+	}
 }
 
 func (t *transport) put(pc *upstreamConn) {
