@@ -18,6 +18,9 @@ type scrapeCollector struct {
 	src atomic.Pointer[Source] // nil until Watch
 
 	state        *prometheus.Desc
+	wakes        *prometheus.Desc
+	requests     *prometheus.Desc
+	held         *prometheus.Desc
 	asleep       *prometheus.Desc
 	configErrors *prometheus.Desc
 	active       *prometheus.Desc
@@ -31,6 +34,14 @@ func newScrapeCollector(r *Recorder) *scrapeCollector {
 		state: prometheus.NewDesc("sleeper_container_state",
 			"1 for the container's current state, 0 for the others.",
 			[]string{labelContainer, labelState}, nil),
+		wakes: prometheus.NewDesc("sleeper_wakes_total",
+			"Finished wakes by result (success, timeout, error, cancelled).",
+			[]string{labelContainer, labelResult}, nil),
+		requests: prometheus.NewDesc("sleeper_requests_total",
+			"HTTP requests by outcome (proxied, loading_page, held, rejected, error).",
+			[]string{labelContainer, labelOutcome}, nil),
+		held: prometheus.NewDesc("sleeper_held_requests",
+			"Requests waiting for a wake right now.", byContainer, nil),
 		asleep: prometheus.NewDesc("sleeper_asleep_seconds_total",
 			"Seconds the container spent asleep since sleeper started.", byContainer, nil),
 		configErrors: prometheus.NewDesc("sleeper_config_errors",
@@ -45,6 +56,9 @@ func newScrapeCollector(r *Recorder) *scrapeCollector {
 // Describe implements prometheus.Collector.
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.state
+	ch <- c.wakes
+	ch <- c.requests
+	ch <- c.held
 	ch <- c.asleep
 	ch <- c.configErrors
 	ch <- c.active
@@ -57,12 +71,21 @@ type snapshot struct {
 	asleep    time.Duration
 	broken    bool
 	forgotten bool
+	rare      []rareCount
+}
+
+type rareCount struct {
+	rareKey
+	n uint64
 }
 
 func (s *series) snapshot(now time.Time) snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := snapshot{state: s.state, asleep: s.asleep, broken: s.broken, forgotten: !s.forgotten.IsZero()}
+	for k, n := range s.rare {
+		snap.rare = append(snap.rare, rareCount{k, n})
+	}
 	if s.state == watcher.StateAsleep {
 		snap.asleep += max(0, now.Sub(s.since))
 	}
@@ -89,6 +112,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		if snap.forgotten {
 			return true
 		}
+		c.collectCounts(ch, name, s, snap.rare)
 		ch <- prometheus.MustNewConstMetric(c.configErrors, prometheus.GaugeValue, boolFloat(snap.broken), name)
 		if snap.broken || unmanaged[name] {
 			// No watcher, so no state of sleeper's: claiming "asleep" would
@@ -112,6 +136,29 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 				float64(info.LastActivity.UnixNano())/1e9, info.Name)
 		}
 	}
+}
+
+// collectCounts writes out a container's event counters and held gauge.
+// They exist for every known container, managed or not, as the vectors they
+// replace did.
+func (c *scrapeCollector) collectCounts(ch chan<- prometheus.Metric, name string, s *series, rare []rareCount) {
+	counter := func(desc *prometheus.Desc, n uint64, value string) {
+		ch <- prometheus.MustNewConstMetricWithCreatedTimestamp(desc, prometheus.CounterValue, float64(n), s.created, name, value)
+	}
+	for i, o := range outcomes {
+		counter(c.requests, s.requests[i].Load(), o)
+	}
+	for i, res := range wakeResults {
+		counter(c.wakes, s.wakes[i].Load(), res)
+	}
+	for _, rc := range rare {
+		desc := c.requests
+		if rc.wake {
+			desc = c.wakes
+		}
+		counter(desc, rc.n, rc.value)
+	}
+	ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(s.held.Load()), name)
 }
 
 func boolFloat(b bool) float64 {
