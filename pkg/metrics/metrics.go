@@ -125,19 +125,23 @@ func New(cfg Config) *Recorder {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
 		r.wakeDur, r.sleeps, r.reconnect,
-		r.scrape,
 	)
 	return r
 }
 
-// Registry returns the registry the metrics live in, for tests and for
-// callers that want to add their own collectors.
+// Registry returns the registry of the metrics that are not per-container
+// state, for callers that want to add their own collectors. What /metrics
+// serves is Gatherer's.
 func (r *Recorder) Registry() *prometheus.Registry { return r.reg }
+
+// Gatherer returns everything /metrics serves: the registry's families and
+// the per-container ones computed at scrape time.
+func (r *Recorder) Gatherer() prometheus.Gatherer { return gatherer{r.reg, r.scrape} }
 
 // Handler returns the /metrics handler for the recorder's registry. Gather
 // errors are logged and the metrics that could be gathered are still served.
 func (r *Recorder) Handler(log *slog.Logger) http.Handler {
-	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+	return promhttp.HandlerFor(r.Gatherer(), promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	})

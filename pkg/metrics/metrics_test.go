@@ -155,7 +155,7 @@ sleeper_docker_event_reconnects_total 2
 			t.Parallel()
 			r, _ := newTestRecorder(t)
 			tt.do(r)
-			if err := testutil.GatherAndCompare(r.Registry(), strings.NewReader(tt.want), tt.metric); err != nil {
+			if err := testutil.GatherAndCompare(r.Gatherer(), strings.NewReader(tt.want), tt.metric); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -382,7 +382,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for range 20 {
-			if _, err := r.Registry().Gather(); err != nil {
+			if _, err := r.Gatherer().Gather(); err != nil {
 				t.Error(err)
 				return
 			}
