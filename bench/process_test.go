@@ -179,6 +179,27 @@ func procStat(t *testing.T, pid int) (rss int64, cpu time.Duration) {
 	return rss, time.Duration(utime+stime) * time.Second / clkTck
 }
 
+// gauges reads the named unlabelled metrics from one scrape of sleeper's
+// /metrics, in order.
+func (s *sleeperProcess) gauges(t *testing.T, names ...string) []float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := make([]float64, len(names))
+	for _, line := range strings.Split(string(b), "\n") {
+		for i, n := range names {
+			if v, ok := strings.CutPrefix(line, n+" "); ok {
+				out[i], _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		}
+	}
+	return out
+}
+
 // goroutines reads go_goroutines from sleeper's /metrics.
 func (s *sleeperProcess) goroutines(t *testing.T) int {
 	t.Helper()

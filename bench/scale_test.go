@@ -81,7 +81,11 @@ func TestScale(t *testing.T) {
 	time.Sleep(idle) // the measurement is of idling
 	rss1, cpu1 := procStat(t, pid)
 	g1 := s.goroutines(t)
+	// After the CPU window, which a scrape would disturb.
+	heap := s.gauges(t, "go_memstats_heap_inuse_bytes", "go_memstats_next_gc_bytes", "go_memstats_sys_bytes")
 	fmt.Printf("scale: %d containers: discovery %s, RSS %.1f MB after discovery, %.1f MB after %s idle, idle CPU %.3f%% of a core, goroutines %d → %d\n",
 		n, discovery.Round(time.Millisecond), float64(rss0)/1e6, float64(rss1)/1e6, idle,
 		100*float64(cpu1-cpu0)/float64(idle), g0, g1)
+	fmt.Printf("scale: after three scrapes: Go heap in use %.1f MB, next GC at %.1f MB, obtained from the OS %.1f MB\n",
+		heap[0]/1e6, heap[1]/1e6, heap[2]/1e6)
 }

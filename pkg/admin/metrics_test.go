@@ -57,7 +57,7 @@ sleeper_sleeps_total{container="web",method="stop",reason="api"} 1
 # TYPE sleeper_config_errors gauge
 sleeper_config_errors{container="web"} 0
 `
-	if err := testutil.GatherAndCompare(rec.Registry(), strings.NewReader(want),
+	if err := testutil.GatherAndCompare(rec.Gatherer(), strings.NewReader(want),
 		"sleeper_wakes_total", "sleeper_sleeps_total", "sleeper_config_errors"); err != nil {
 		t.Error(err)
 	}

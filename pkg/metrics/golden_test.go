@@ -26,7 +26,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	r.Reconnect()
 	r.State("app", watcher.StateAsleep, watcher.StateWaking)
 
-	mfs, err := r.Registry().Gather()
+	mfs, err := r.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func exercise(r *Recorder, name string) {
 // when key is set, whose label key is value.
 func gatherLabeled(t *testing.T, r *Recorder, metric, name, key, value string) *dto.Metric {
 	t.Helper()
-	mfs, err := r.Registry().Gather()
+	mfs, err := r.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func gatherOne(t *testing.T, r *Recorder, metric, name string) *dto.Metric {
 
 func stateValues(t *testing.T, r *Recorder, name string) map[string]float64 {
 	t.Helper()
-	mfs, err := r.Registry().Gather()
+	mfs, err := r.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func stateValues(t *testing.T, r *Recorder, name string) map[string]float64 {
 // countSeries counts every gathered series labelled with the container.
 func countSeries(t *testing.T, r *Recorder, name string) int {
 	t.Helper()
-	mfs, err := r.Registry().Gather()
+	mfs, err := r.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

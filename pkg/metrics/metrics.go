@@ -40,9 +40,9 @@ const (
 	labelOutcome   = "outcome"
 )
 
-// Request outcomes the proxy reports. Their counters are created with the
-// container's series, so rate() sees zeros rather than missing series, and
-// cached, so Request does not build label values on every call.
+// Request outcomes the proxy reports. Their counters exist from the
+// container's first sighting, so rate() sees zeros rather than missing
+// series, and are indexed, so Request builds no label values.
 var outcomes = [...]string{"proxied", "loading_page", "held", "rejected", "error"}
 
 // Wake results created up front for the same reason. The watcher may also
@@ -73,15 +73,14 @@ type Recorder struct {
 	reg *prometheus.Registry
 	now func() time.Time
 
-	wakes     *prometheus.CounterVec
 	wakeDur   *prometheus.HistogramVec
 	sleeps    *prometheus.CounterVec
-	requests  *prometheus.CounterVec
-	held      *prometheus.GaugeVec
 	reconnect prometheus.Counter
 	dockerUp  prometheus.Gauge
 
-	// series caches each container's per-call objects and holds its state.
+	// series holds each container's counts and state; the scrape-time
+	// collector writes out sleeper_wakes_total, sleeper_requests_total and
+	// sleeper_held_requests from it.
 	series *xsync.Map[string, *series]
 	// scrape reads the registry when Prometheus scrapes; see Watch.
 	scrape *scrapeCollector
@@ -100,10 +99,6 @@ func New(cfg Config) *Recorder {
 	r := &Recorder{
 		reg: prometheus.NewRegistry(),
 		now: now,
-		wakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sleeper_wakes_total",
-			Help: "Finished wakes by result (success, timeout, error, cancelled).",
-		}, []string{labelContainer, labelResult}),
 		wakeDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sleeper_wake_duration_seconds",
 			Help:    "Duration of successful wakes, from the first request to ready.",
@@ -113,14 +108,6 @@ func New(cfg Config) *Recorder {
 			Name: "sleeper_sleeps_total",
 			Help: "Containers put to sleep, by stop method and reason (idle, api, external).",
 		}, []string{labelContainer, labelMethod, labelReason}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sleeper_requests_total",
-			Help: "HTTP requests by outcome (proxied, loading_page, held, rejected, error).",
-		}, []string{labelContainer, labelOutcome}),
-		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sleeper_held_requests",
-			Help: "Requests waiting for a wake right now.",
-		}, byContainer),
 		reconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sleeper_docker_event_reconnects_total",
 			Help: "Times the Docker event stream was re-established after a loss.",
@@ -142,20 +129,24 @@ func New(cfg Config) *Recorder {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
-		r.wakes, r.wakeDur, r.sleeps, r.requests, r.held, r.reconnect, r.dockerUp,
-		r.scrape,
+		r.wakeDur, r.sleeps, r.reconnect, r.dockerUp,
 	)
 	return r
 }
 
-// Registry returns the registry the metrics live in, for tests and for
-// callers that want to add their own collectors.
+// Registry returns the registry of the metrics that are not per-container
+// state, for callers that want to add their own collectors. What /metrics
+// serves is Gatherer's.
 func (r *Recorder) Registry() *prometheus.Registry { return r.reg }
+
+// Gatherer returns everything /metrics serves: the registry's families and
+// the per-container ones computed at scrape time.
+func (r *Recorder) Gatherer() prometheus.Gatherer { return gatherer{r.reg, r.scrape} }
 
 // Handler returns the /metrics handler for the recorder's registry. Gather
 // errors are logged and the metrics that could be gathered are still served.
 func (r *Recorder) Handler(log *slog.Logger) http.Handler {
-	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{
+	return promhttp.HandlerFor(r.Gatherer(), promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	})
@@ -186,5 +177,5 @@ func (r *Recorder) Wakes(container string) uint64 {
 	if !ok {
 		return 0
 	}
-	return s.wakesOK.Load()
+	return s.wakes[0].Load() // wakeResults[0] is "success"
 }

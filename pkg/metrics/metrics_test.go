@@ -175,7 +175,7 @@ sleeper_docker_up 1
 			t.Parallel()
 			r, _ := newTestRecorder(t)
 			tt.do(r)
-			if err := testutil.GatherAndCompare(r.Registry(), strings.NewReader(tt.want), tt.metric); err != nil {
+			if err := testutil.GatherAndCompare(r.Gatherer(), strings.NewReader(tt.want), tt.metric); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -402,7 +402,7 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Go(func() {
 		for range 20 {
-			if _, err := r.Registry().Gather(); err != nil {
+			if _, err := r.Gatherer().Gather(); err != nil {
 				t.Error(err)
 				return
 			}

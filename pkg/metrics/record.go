@@ -17,41 +17,47 @@ import (
 // so a minute is ample.
 const tombstoneTTL = time.Minute
 
-// series is what the recorder keeps per container: the cached objects of the
-// hot path, and the state the scrape-time collector reports.
+// series is what the recorder keeps per container: the counts of the hot
+// path, and the state the scrape-time collector reports. Counts are plain
+// atomics rather than prometheus.Counter children: the always-present series
+// of a thousand containers would otherwise cost about 4 KB each in label
+// pairs and vector entries, twice sleeper's own per-container state. The
+// scrape-time collector writes them out with the same names, labels and
+// zeros as counters would.
 type series struct {
-	// Cached so that Request and Held build no label values. After Forget
-	// they are detached from their vectors: writing to them is harmless.
-	requests [len(outcomes)]prometheus.Counter
-	held     prometheus.Gauge
-	wakesOK  atomic.Uint64
+	created time.Time // the counters' created timestamp
+
+	requests [len(outcomes)]atomic.Uint64
+	held     atomic.Int64
+	wakes    [len(wakeResults)]atomic.Uint64 // wakes[0] is success
 
 	mu     sync.Mutex
 	state  watcher.State
 	since  time.Time     // when state began
 	asleep time.Duration // past asleep stretches, the current one excluded
 	broken bool          // the labels are broken (ConfigError)
+	// rare counts values outside outcomes and wakeResults (an outcome this
+	// package does not know yet, a "cancelled" wake): their series appear
+	// on first use, as a counter vector's would.
+	rare map[rareKey]uint64
 	// forgotten is when Forget was called; zero while the container is known.
 	// Wake, Sleep and State check it under mu so that they cannot recreate
-	// series that Forget deleted.
+	// series that Forget deleted; the collector skips a forgotten series, so
+	// late requests counted on it are never shown.
 	forgotten time.Time
+}
+
+// rareKey names one rarely used series of a container.
+type rareKey struct {
+	wake  bool   // sleeper_wakes_total; else sleeper_requests_total
+	value string // the result or outcome
 }
 
 // newSeries creates a container's series. A watcher starts asleep and does
 // not report that first state, so neither does it need to here.
-func (r *Recorder) newSeries(name string) *series {
-	s := &series{
-		held:  r.held.WithLabelValues(name),
-		state: watcher.StateAsleep,
-		since: r.now(),
-	}
-	for i, o := range outcomes {
-		s.requests[i] = r.requests.WithLabelValues(name, o)
-	}
-	for _, res := range wakeResults {
-		r.wakes.WithLabelValues(name, res)
-	}
-	return s
+func (r *Recorder) newSeries() *series {
+	now := r.now()
+	return &series{created: now, state: watcher.StateAsleep, since: now}
 }
 
 // get returns the container's series, creating it on first use. The common
@@ -60,7 +66,7 @@ func (r *Recorder) get(name string) *series {
 	if s, ok := r.series.Load(name); ok {
 		return s
 	}
-	s, _ := r.series.LoadOrCompute(name, func() (*series, bool) { return r.newSeries(name), false })
+	s, _ := r.series.LoadOrCompute(name, func() (*series, bool) { return r.newSeries(), false })
 	return s
 }
 
@@ -70,21 +76,30 @@ func (r *Recorder) Request(container, outcome string) {
 	s := r.get(container)
 	for i := range outcomes {
 		if outcomes[i] == outcome {
-			s.requests[i].Inc()
+			s.requests[i].Add(1)
 			return
 		}
 	}
 	// An outcome this package does not know yet: still counted, the slow way.
+	s.addRare(rareKey{value: outcome})
+}
+
+// addRare counts one rare series, unless the container is forgotten.
+func (s *series) addRare(k rareKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.forgotten.IsZero() {
-		r.requests.WithLabelValues(container, outcome).Inc()
+	if !s.forgotten.IsZero() {
+		return
 	}
+	if s.rare == nil {
+		s.rare = map[rareKey]uint64{}
+	}
+	s.rare[k]++
 }
 
 // Held implements watcher.Recorder.
 func (r *Recorder) Held(container string, n int) {
-	r.get(container).held.Set(float64(n))
+	r.get(container).held.Store(int64(n))
 }
 
 // Wake implements watcher.Recorder. Only successful wakes feed the duration
@@ -97,11 +112,19 @@ func (r *Recorder) Wake(container, result string, d time.Duration) {
 	if !s.forgotten.IsZero() {
 		return
 	}
-	r.wakes.WithLabelValues(container, result).Inc()
 	if result == "success" {
 		r.wakeDur.WithLabelValues(container).Observe(d.Seconds())
-		s.wakesOK.Add(1)
 	}
+	for i := range wakeResults {
+		if wakeResults[i] == result {
+			s.wakes[i].Add(1)
+			return
+		}
+	}
+	if s.rare == nil {
+		s.rare = map[rareKey]uint64{}
+	}
+	s.rare[rareKey{wake: true, value: result}]++
 }
 
 // Sleep implements watcher.Recorder. A container stopped or paused by hand is
@@ -144,7 +167,7 @@ func (r *Recorder) ConfigError(container string, broken bool) {
 		if loaded && !old.isForgotten() {
 			return old, xsync.CancelOp
 		}
-		return r.newSeries(container), xsync.UpdateOp
+		return r.newSeries(), xsync.UpdateOp
 	})
 	s.mu.Lock()
 	s.broken = broken
@@ -157,7 +180,8 @@ func (s *series) isForgotten() bool {
 	return !s.forgotten.IsZero()
 }
 
-// Forget implements watcher.Recorder: every series of the container goes.
+// Forget implements watcher.Recorder: every series of the container goes
+// (the collector skips a forgotten entry; the vectors' series are deleted).
 // The entry stays a while as a tombstone so that late calls are dropped
 // instead of recreating what was just deleted.
 func (r *Recorder) Forget(container string) {
@@ -173,11 +197,8 @@ func (r *Recorder) Forget(container string) {
 			s.forgotten = now
 			s.mu.Unlock()
 		}
-		r.wakes.DeletePartialMatch(match)
 		r.wakeDur.DeletePartialMatch(match)
 		r.sleeps.DeletePartialMatch(match)
-		r.requests.DeletePartialMatch(match)
-		r.held.DeletePartialMatch(match)
 		return s, xsync.CancelOp
 	})
 	r.series.DeleteMatching(func(_ string, s *series) (bool, bool) {
