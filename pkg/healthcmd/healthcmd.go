@@ -16,8 +16,8 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"path"
+	"strconv"
 	"strings"
 )
 

@@ -64,7 +64,7 @@ var wgetLong = map[string]option{
 	"quiet": {ignore, false}, "spider": {head, false}, "no-verbose": {ignore, false},
 	"server-response": {ignore, false}, "no-check-certificate": {ignore, false},
 	"no-cache": {ignore, false}, "no-proxy": {ignore, false}, "inet4-only": {ignore, false},
-	"inet6-only": {ignore, false},
+	"inet6-only":      {ignore, false},
 	"output-document": {ignore, true}, "timeout": {ignore, true}, "tries": {ignore, true},
 	"user-agent": {agent, true}, "header": {header, true}, "output-file": {ignore, true},
 	"max-redirect": {noFollow, true}, "proxy": {ignore, true},
