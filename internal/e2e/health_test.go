@@ -145,3 +145,25 @@ func TestReadyPathSendsHostName(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestDependencyHealthyFastPath: ":healthy" follows the dependency's health
+// URL as a wake does, managed or not: the dependent is answered before the
+// engine's first probe of its 30 s-interval dependency.
+func TestDependencyHealthyFastPath(t *testing.T) {
+	t.Parallel()
+	s := startSleeper(t, stackOptions{})
+	hc := &container.HealthConfig{Test: healthURLTest, Interval: 30 * time.Second, Timeout: 5 * time.Second, Retries: 3}
+	db, cache, app := uniqueName(t, "db"), uniqueName(t, "cache"), uniqueName(t, "app")
+	dbID := s.healthRun(db, hc, []string{"HEALTHY_AFTER=500ms"}, "hosts", db+".localhost")
+	cacheID := dockertest.Run(t, s.cli, dockertest.Spec{
+		Name: cache, Image: dockertest.Image(t), Publish: []string{"8080/tcp"}, Healthcheck: hc,
+	})
+	s.run(app, false, nil, "hosts", app+".localhost", "depends_on", db+":healthy,"+cache+":healthy")
+	s.watcher(app)
+	s.watcher(db)
+	if resp, body := s.get(app+".localhost", "/"); resp.StatusCode != 200 {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	s.engineHasNotProbed(dbID)
+	s.engineHasNotProbed(cacheID)
+}

@@ -219,13 +219,17 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
-	passed := r.fastHealth(pctx, &wg, c, healthy)
+	var passed <-chan struct{} // nil until the health URL is followed
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
 		if err != nil {
 			return err
+		}
+		if healthy && passed == nil && cur.Awake() {
+			// Published ports exist only once it runs: build the probe now.
+			passed = r.fastHealth(pctx, &wg, cur)
 		}
 		switch {
 		case cur.Status == StatusStopped && cur.StartedAt.After(c.StartedAt):
@@ -245,17 +249,15 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 
 // fastHealth follows a ":healthy" unmanaged dependency's health URL at the
 // wake's cadence, as a managed one's is: the returned channel closes when
-// its own test passes. It is nil (never ready) when there is nothing to
-// follow; the probing ends with ctx, and wg waits for it.
-func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Container, healthy bool) <-chan struct{} {
-	if !healthy {
-		return nil
-	}
+// its own test passes, and never when there is nothing to follow. The
+// probing ends with ctx, and wg waits for it.
+func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Container) <-chan struct{} {
+	never := make(chan struct{})
 	p := newProber()
 	probe := unmanagedHealthProbe(p, c, r.cfg.SelfNetworks)
 	if probe == nil {
 		p.close()
-		return nil
+		return never
 	}
 	passed := make(chan struct{})
 	wg.Go(func() {
