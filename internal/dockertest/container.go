@@ -64,6 +64,9 @@ type Spec struct {
 	Start bool
 	// Cmd is passed to the image's entrypoint: arguments to /app for the testapp images.
 	Cmd []string
+	// Healthcheck, if set, replaces the image's health check (as docker run
+	// --health-* does). Scratch images have no shell: use a "CMD" test.
+	Healthcheck *container.HealthConfig
 }
 
 // Run creates the container described by s, starts it if s.Start, and returns its ID.
@@ -101,6 +104,7 @@ func Run(t testing.TB, cli *client.Client, s Spec) string {
 			Cmd:          s.Cmd,
 			Labels:       labels,
 			ExposedPorts: exposed,
+			Healthcheck:  s.Healthcheck,
 		},
 		HostConfig: &container.HostConfig{PortBindings: bindings},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,8 @@ type config struct {
 	ExitAtStart   *int // nil when unset: 0 is a meaningful exit code
 	ExitAfter     time.Duration
 	UnhealthyFile string
+	HealthyAfter  time.Duration
+	AllowedHosts  []string // empty: every Host is served
 }
 
 // configFromEnv reads the configuration through getenv (os.Getenv in main). Invalid
@@ -44,6 +47,14 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	}
 	if cfg.ExitAfter, err = durationEnv(getenv, "EXIT_AFTER"); err != nil {
 		return config{}, err
+	}
+	if cfg.HealthyAfter, err = durationEnv(getenv, "HEALTHY_AFTER"); err != nil {
+		return config{}, err
+	}
+	for h := range strings.SplitSeq(getenv("ALLOWED_HOSTS"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.AllowedHosts = append(cfg.AllowedHosts, strings.ToLower(h))
+		}
 	}
 	if v := getenv("EXIT_AT_START"); v != "" {
 		code, err := strconv.Atoi(v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -24,16 +25,18 @@ func TestConfigFromEnv(t *testing.T) {
 			env: map[string]string{
 				"APP_NAME": "b", "HTTP_ADDR": ":1", "TCP_ECHO_ADDR": ":2", "UDP_ECHO_ADDR": ":3",
 				"START_DELAY": "1.5s", "EXIT_AT_START": "3", "EXIT_AFTER": "2s", "UNHEALTHY_FILE": "/x",
+				"HEALTHY_AFTER": "1s", "ALLOWED_HOSTS": "App.example.com, localhost",
 			},
 			want: config{
 				Name: "b", HTTPAddr: ":1", TCPEchoAddr: ":2", UDPEchoAddr: ":3",
 				StartDelay: 1500 * time.Millisecond, ExitAtStart: &three, ExitAfter: 2 * time.Second,
-				UnhealthyFile: "/x",
+				UnhealthyFile: "/x", HealthyAfter: time.Second, AllowedHosts: []string{"app.example.com", "localhost"},
 			},
 		},
 		{name: "bad delay", env: map[string]string{"START_DELAY": "soon"}, wantErr: true},
 		{name: "negative delay", env: map[string]string{"START_DELAY": "-1s"}, wantErr: true},
 		{name: "bad exit after", env: map[string]string{"EXIT_AFTER": "5"}, wantErr: true},
+		{name: "bad healthy after", env: map[string]string{"HEALTHY_AFTER": "later"}, wantErr: true},
 		{name: "bad exit code", env: map[string]string{"EXIT_AT_START": "x"}, wantErr: true},
 		{name: "exit code out of range", env: map[string]string{"EXIT_AT_START": "256"}, wantErr: true},
 	}
@@ -55,7 +58,7 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("ExitAtStart = %v, want %v", got.ExitAtStart, tt.want.ExitAtStart)
 			}
 			got.ExitAtStart, tt.want.ExitAtStart = nil, nil
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("configFromEnv = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -22,6 +22,11 @@ func probe(httpAddr string, timeout time.Duration) int {
 		fmt.Fprintln(os.Stderr, "healthcheck:", err)
 		return 1
 	}
+	return probeURL(url, timeout)
+}
+
+// probeURL fetches url and returns 0 on a 2xx/3xx answer, else 1.
+func probeURL(url string, timeout time.Duration) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -35,7 +40,7 @@ func probe(httpAddr string, timeout time.Duration) int {
 		return 1
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
 		fmt.Fprintln(os.Stderr, "healthcheck:", resp.Status)
 		return 1
 	}

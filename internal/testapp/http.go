@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,6 +47,29 @@ func newHandler(name, unhealthyFile string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-App-Name", name)
 		mux.ServeHTTP(w, r)
+	})
+}
+
+// gate applies ALLOWED_HOSTS and HEALTHY_AFTER in front of the handler:
+// a Host outside the list gets 400 (as Django answers), and /healthz fails
+// until HEALTHY_AFTER has passed since start while every other path answers.
+func gate(h http.Handler, cfg config, start time.Time) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(cfg.AllowedHosts) > 0 {
+			host := r.Host
+			if hp, _, err := net.SplitHostPort(host); err == nil {
+				host = hp
+			}
+			if !slices.Contains(cfg.AllowedHosts, strings.ToLower(host)) {
+				http.Error(w, "Invalid HTTP_HOST header: "+r.Host, http.StatusBadRequest)
+				return
+			}
+		}
+		if r.URL.Path == "/healthz" && time.Since(start) < cfg.HealthyAfter {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

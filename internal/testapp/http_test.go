@@ -177,3 +177,29 @@ func TestUpgradeEchoes(t *testing.T) {
 		t.Errorf("echoed %q, want %q", buf, "early-late")
 	}
 }
+
+func TestGateAllowedHostsAndHealthyAfter(t *testing.T) {
+	t.Parallel()
+	cfg := config{AllowedHosts: []string{"app.example.com"}, HealthyAfter: time.Hour}
+	srv := httptest.NewServer(gate(newHandler("t1", ""), cfg, time.Now()))
+	t.Cleanup(srv.Close)
+	get := func(host, path string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		req.Host = host
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get("127.0.0.1", "/"); c != http.StatusBadRequest {
+		t.Errorf("address as Host: %d, want 400", c)
+	}
+	if c := get("app.example.com:8080", "/"); c != http.StatusOK {
+		t.Errorf("allowed host: %d, want 200", c)
+	}
+	if c := get("app.example.com", "/healthz"); c != http.StatusServiceUnavailable {
+		t.Errorf("healthz before HEALTHY_AFTER: %d, want 503", c)
+	}
+}

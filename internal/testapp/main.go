@@ -15,9 +15,15 @@
 //	EXIT_AT_START  if set, print to stderr and exit with this code before anything else
 //	EXIT_AFTER     Go duration after the listeners are open; then exit with code 3
 //	UNHEALTHY_FILE if this file exists, /healthz answers 503
+//	HEALTHY_AFTER  Go duration after the listeners open during which /healthz answers 503
+//	               (an app whose / answers at once but whose health test fails a while)
+//	ALLOWED_HOSTS  comma list of host names; a request whose Host (without port) is not
+//	               one of them gets 400, as Django's ALLOWED_HOSTS does
 //
 // The -healthcheck flag turns the binary into its own probe: scratch images have no
-// shell or curl, so an exec-form HEALTHCHECK runs ["/app", "-healthcheck"].
+// shell or curl, so an exec-form HEALTHCHECK runs ["/app", "-healthcheck"], which
+// probes /healthz on HTTP_ADDR, or ["/app", "-healthcheck", URL], which fetches URL
+// (healthy on 2xx/3xx), like a curl or wget test would.
 //
 // SIGTERM and SIGINT shut everything down and exit 0: a Go PID 1 without a handler
 // exits with code 2, which would make every `docker stop` look like a crash.
@@ -51,6 +57,9 @@ func realMain() int {
 	// The probe runs first: docker exec's it with the container's environment, so
 	// EXIT_AT_START or START_DELAY meant for the app must not affect the probe.
 	if *healthcheck {
+		if flag.NArg() > 0 {
+			return probeURL(flag.Arg(0), probeTimeout)
+		}
 		return probe(cfg.HTTPAddr, probeTimeout)
 	}
 

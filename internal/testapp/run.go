@@ -72,7 +72,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger) int {
 
 func serve(ctx context.Context, cfg config, ls *listeners, logger *slog.Logger) int {
 	srv := &http.Server{
-		Handler:           newHandler(cfg.Name, cfg.UnhealthyFile),
+		Handler:           gate(newHandler(cfg.Name, cfg.UnhealthyFile), cfg, time.Now()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	echo := newTCPEcho(ls.tcp)

@@ -39,6 +39,11 @@ type Container struct {
 	SleepsAt     *time.Time `json:"sleeps_at"`
 	LastWakeMS   *int64     `json:"last_wake_ms"`
 	Error        string     `json:"error"`
+	// Readiness is the rule that ends a wake, in README's order of
+	// precedence: "http /alive" (ready_path), "healthcheck-url <url>",
+	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running";
+	// "" for an unmanaged container.
+	Readiness string `json:"readiness"`
 }
 
 // ActionResult answers a wake or a sleep.
@@ -66,6 +71,7 @@ func toContainer(info watcher.Info) Container {
 	if info.Managed {
 		c.State = info.State.String()
 		c.IdleTimeout = info.IdleTimeout.String()
+		c.Readiness = info.Readiness
 	}
 	c.LastActivity = wireTime(info.LastActivity)
 	c.SleepsAt = wireTime(info.SleepsAt)

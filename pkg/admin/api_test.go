@@ -29,7 +29,7 @@ func TestContainersJSONShape(t *testing.T) {
 		t.Fatalf("decode %q: %v", body, err)
 	}
 	wantKeys := []string{"error", "hosts", "id", "idle_timeout", "last_activity", "last_wake_ms",
-		"name", "provider", "sleeps_at", "state"}
+		"name", "provider", "readiness", "sleeps_at", "state"}
 	var names []string
 	for _, c := range raw {
 		if got := slices.Sorted(maps.Keys(c)); !slices.Equal(got, wantKeys) {
@@ -47,14 +47,15 @@ func TestContainersJSONShape(t *testing.T) {
 	}
 	web, broken := cs[2], cs[1]
 	if web.ID != "id-web" || web.Provider != "docker" || web.State != "asleep" ||
-		!slices.Equal(web.Hosts, []string{"web.localhost"}) || web.IdleTimeout != "1h0m0s" || web.Error != "" {
+		!slices.Equal(web.Hosts, []string{"web.localhost"}) || web.IdleTimeout != "1h0m0s" || web.Error != "" ||
+		web.Readiness != "http" {
 		t.Errorf("web = %+v", web)
 	}
 	if web.LastActivity == nil || web.SleepsAt != nil || web.LastWakeMS != nil {
 		t.Errorf("web: last_activity %v (want set), sleeps_at %v and last_wake_ms %v (want null)",
 			web.LastActivity, web.SleepsAt, web.LastWakeMS)
 	}
-	if broken.State != StateUnmanaged || !strings.Contains(broken.Error, "idle_timeout") ||
+	if broken.State != StateUnmanaged || !strings.Contains(broken.Error, "idle_timeout") || broken.Readiness != "" ||
 		broken.LastActivity != nil || len(broken.Hosts) != 0 {
 		t.Errorf("broken = %+v", broken)
 	}

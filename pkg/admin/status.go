@@ -52,12 +52,12 @@ footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
 <h1>sleeper</h1>
 <p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake · refreshed {{.Now}}</p>
 <table>
-<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th></tr></thead>
+<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th></tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td></tr>
+<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td></tr>
 {{- else}}
-<tr><td colspan="{{if .ShowWakes}}7{{else}}6{{end}}">No container carries the enable label yet.</td></tr>
+<tr><td colspan="{{if .ShowWakes}}8{{else}}7{{end}}">No container carries the enable label yet.</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -68,7 +68,7 @@ footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
 
 // statusRow is one table row, already formatted.
 type statusRow struct {
-	Name, State, Hosts, SleepsIn, LastWake, Wakes, Error string
+	Name, State, Hosts, SleepsIn, LastWake, Readiness, Wakes, Error string
 }
 
 // statusData feeds statusTemplate.
@@ -94,6 +94,7 @@ func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 		}
 		if info.Managed {
 			row.State = info.State.String()
+			row.Readiness = info.Readiness
 		}
 		if info.Managed && info.State == watcher.StateReady {
 			data.Awake++

@@ -118,6 +118,15 @@ const (
 	// Example: sleeper.upstream=http://10.0.0.5:8080
 	KeyUpstream = "upstream"
 
+	// KeyHealthExec lets sleeper run the container's own health test through
+	// the engine's exec API while it wakes, at a fast cadence, when the test
+	// names no URL sleeper could fetch itself (pg_isready, a script). It needs
+	// exec permission on the engine (a socket proxy must allow EXEC). Type:
+	// bool. Default: false (wait for the engine's health_status event, whose
+	// first probe comes one interval after the start).
+	// Example: sleeper.health_exec=true
+	KeyHealthExec = "health_exec"
+
 	// KeyProxmoxNode marks a stub container configuring an LXC on this PVE
 	// node; it needs KeyProxmoxVMID. Type: node name of [a-zA-Z0-9.-].
 	// Default: none (not a stub). Example: sleeper.proxmox.node=pve1
@@ -149,6 +158,7 @@ var knownKeys = [...]string{
 	KeyReadyPath,
 	KeyNetwork,
 	KeyUpstream,
+	KeyHealthExec,
 	KeyProxmoxNode,
 	KeyProxmoxVMID,
 }

@@ -32,6 +32,7 @@ var setters = map[string]func(*parser, string){
 	KeyReadyPath:   (*parser).readyPath,
 	KeyNetwork:     (*parser).network,
 	KeyUpstream:    (*parser).upstream,
+	KeyHealthExec:  (*parser).healthExec,
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
 }

@@ -73,6 +73,7 @@ type Spec struct {
 	ReadyPath   string   // "" means any HTTP answer counts as ready
 	Network     string   // "" means the first shared network
 	Upstream    *url.URL // nil means derived from the container's addresses
+	HealthExec  bool     // run a health test that names no URL through the engine's exec API
 	Proxmox     *Proxmox // non-nil for a stub container that configures an LXC
 }
 

@@ -250,6 +250,15 @@ func (p *parser) loadingPage(v string) {
 	p.spec.LoadingPage = on
 }
 
+func (p *parser) healthExec(v string) {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(KeyHealthExec, "not a boolean (true or false)")
+		return
+	}
+	p.spec.HealthExec = on
+}
+
 func (p *parser) readyPath(v string) {
 	switch _, err := url.ParseRequestURI(v); {
 	case !strings.HasPrefix(v, "/"):

@@ -103,6 +103,8 @@ func TestParseValidLifecycle(t *testing.T) {
 		{"wake_paths", map[string]string{"wake_paths": "/, /api/"}, nil, func(s *labels.Spec) { s.WakePaths = []string{"/", "/api/"} }},
 		{"loading_page false", map[string]string{"loading_page": "false"}, nil, func(s *labels.Spec) { s.LoadingPage = false }},
 		{"loading_page 0", map[string]string{"loading_page": "0"}, nil, func(s *labels.Spec) { s.LoadingPage = false }},
+		{"health_exec true", map[string]string{"health_exec": "true"}, nil, func(s *labels.Spec) { s.HealthExec = true }},
+		{"health_exec false", map[string]string{"health_exec": "false"}, nil, func(s *labels.Spec) { s.HealthExec = false }},
 		{"ready_path with query", map[string]string{"ready_path": "/healthz?full=1"}, nil, func(s *labels.Spec) { s.ReadyPath = "/healthz?full=1" }},
 		{"network", map[string]string{"network": "proxy_net"}, nil, func(s *labels.Spec) { s.Network = "proxy_net" }},
 		{"upstream", map[string]string{"upstream": "http://10.0.0.5:8080"}, nil, func(s *labels.Spec) {
@@ -254,6 +256,7 @@ func TestParseErrorsOther(t *testing.T) {
 		{"wake_paths duplicate", map[string]string{"wake_paths": "/a,/a"}, "wake_paths", "twice"},
 
 		{"loading_page", map[string]string{"loading_page": "maybe"}, "loading_page", "boolean"},
+		{"health_exec", map[string]string{"health_exec": "maybe"}, "health_exec", "boolean"},
 		{"ready_path relative", map[string]string{"ready_path": "healthz"}, "ready_path", "start with /"},
 		{"ready_path space", map[string]string{"ready_path": "/a b"}, "ready_path", "whitespace"},
 		{"ready_path fragment", map[string]string{"ready_path": "/a#b"}, "ready_path", "fragment"},

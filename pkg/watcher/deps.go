@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -188,32 +189,11 @@ func (r *Registry) wakeDep(ctx context.Context, dependent string, from Container
 			return err
 		}
 		if d.Healthy {
-			return awaitWatcherHealthy(ctx, t.w)
+			return t.w.AwaitHealthy(ctx)
 		}
 		return nil
 	default:
 		return r.wakeUnmanaged(ctx, dependent, t.unmanaged, d.Healthy)
-	}
-}
-
-// awaitWatcherHealthy waits for a managed dependency's health check to pass:
-// an unpaused container is ready at once, but its health comes back only
-// with the next probe.
-func awaitWatcherHealthy(ctx context.Context, w *Watcher) error {
-	for {
-		changed := w.Changed()
-		o := w.Observed()
-		if o.Health == HealthNone {
-			return errors.New("has no health check (remove :healthy or add a HEALTHCHECK)")
-		}
-		if o.Health == HealthHealthy {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-changed:
-		}
 	}
 }
 
@@ -267,14 +247,24 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 		return err
 	}
 	if healthy && c.Health == HealthNone {
-		return errors.New("has no health check (remove :healthy or add a HEALTHCHECK)")
+		return ErrNoHealthCheck
 	}
+	// The probing is joined before returning: it ends with this wait.
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	var passed <-chan struct{} // nil until the health URL is followed
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
 		if err != nil {
 			return err
+		}
+		if healthy && passed == nil && cur.Awake() {
+			// Published ports exist only once it runs: build the probe now.
+			passed = r.fastHealth(pctx, &wg, cur)
 		}
 		switch {
 		case cur.Status == StatusStopped && cur.StartedAt.After(c.StartedAt):
@@ -285,9 +275,33 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
+		case <-passed:
+			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// fastHealth follows a ":healthy" unmanaged dependency's health URL at the
+// wake's cadence, as a managed one's is: the returned channel closes when
+// its own test passes, and never when there is nothing to follow. The
+// probing ends with ctx, and wg waits for it.
+func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Container) <-chan struct{} {
+	never := make(chan struct{})
+	p := newProber()
+	probe := unmanagedHealthProbe(p, c, r.cfg.SelfNetworks)
+	if probe == nil {
+		p.close()
+		return never
+	}
+	passed := make(chan struct{})
+	wg.Go(func() {
+		defer p.close()
+		if pollUntil(ctx, probe, time.Millisecond, 10*time.Millisecond) {
+			close(passed)
+		}
+	})
+	return passed
 }
 
 func (r *Registry) noteUserLocked(id, dependent string) {

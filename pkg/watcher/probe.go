@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"sleeper/pkg/healthcmd"
 	"sleeper/pkg/labels"
 )
 
@@ -43,7 +45,9 @@ func (p *prober) close() { p.client.CloseIdleConnections() }
 // http returns a probe that is ready on any HTTP answer, or on a 2xx/3xx
 // from readyPath when one is set. docker-proxy accepts on a published port
 // before the app listens, then closes: that is a failed request, not an answer.
-func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
+// host, when set, is sent as the Host header: apps with an allowed-hosts list
+// (Django, Nextcloud's trusted_domains) refuse the bare address with 400.
+func (p *prober) http(u *url.URL, readyPath, host string) func(context.Context) bool {
 	target := *u
 	if readyPath != "" {
 		ref, err := url.Parse(readyPath)
@@ -58,6 +62,9 @@ func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
 			return false
 		}
 		req.Header.Set("User-Agent", "sleeper-probe")
+		if host != "" {
+			req.Host = host
+		}
 		resp, err := p.client.Do(req)
 		if err != nil {
 			return false
@@ -69,6 +76,71 @@ func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
 		}
 		return resp.StatusCode >= 200 && resp.StatusCode < 400
 	}
+}
+
+// probeHost is the Host a ready_path probe sends: the upstream label's own
+// host, else the container's first host name that is not a wildcard, else
+// "" (the address dialled).
+func probeHost(spec *labels.Spec) string {
+	if spec.Upstream != nil {
+		return spec.Upstream.Host
+	}
+	for _, h := range spec.Hosts {
+		if !strings.HasPrefix(h, "*.") {
+			return h
+		}
+	}
+	return ""
+}
+
+// maxHops bounds the redirects a health check that follows them may take.
+const maxHops = 10
+
+// check returns a probe that runs a health test's URL fetch against addr
+// (where sleeper reaches the URL's port of the container) with the tool's
+// method, headers, Host and success rule. A redirect is followed, as the
+// tool would, only within the same host; one to another host is not ready.
+func (p *prober) check(chk healthcmd.Check, addr string) func(context.Context) bool {
+	return func(ctx context.Context) bool {
+		logical := chk.URL
+		for range maxHops {
+			status, loc, ok := p.fetch(ctx, chk, logical, addr)
+			switch {
+			case !ok:
+				return false
+			case !chk.Follow || status < 300 || status > 399 || loc == "":
+				return chk.OK(status)
+			}
+			next, err := logical.Parse(loc)
+			if err != nil || next.Host != logical.Host || next.Scheme != logical.Scheme {
+				return false
+			}
+			logical = next
+		}
+		return false
+	}
+}
+
+// fetch sends one request of a health check for logical's path to addr.
+func (p *prober) fetch(ctx context.Context, chk healthcmd.Check, logical *url.URL, addr string) (int, string, bool) {
+	target := *logical
+	target.Host = addr
+	req, err := http.NewRequestWithContext(ctx, chk.Method, target.String(), nil)
+	if err != nil {
+		return 0, "", false
+	}
+	req.Header.Set("User-Agent", "sleeper-probe")
+	for k, vs := range chk.Header {
+		req.Header[k] = vs
+	}
+	req.Host = chk.Host // a followed redirect stays on the same host
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, "", false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location"), true
 }
 
 // tcp returns a probe for containers without HTTP: a dial to the first

@@ -62,6 +62,28 @@ type Container struct {
 	// already rewritten to a dialable address ("127.0.0.1:49153").
 	Published map[string]string
 	Networks  []Network // sorted by name
+	// Check is the container's configured health check; nil when it has
+	// none (or "NONE"). Health says how the engine judges it.
+	Check *HealthCheck
+}
+
+// HealthCheck is a container's configured health check, as the engine runs it.
+type HealthCheck struct {
+	// Test is the engine's form: ["CMD", prog, args...] or ["CMD-SHELL", line].
+	Test []string
+	// Interval between the engine's probes; the first comes one interval
+	// after the start. Zero means the engine's default, 30 s.
+	Interval time.Duration
+	// Env is the container's environment (KEY=value), which a CMD-SHELL
+	// test's $VAR expands from. Kept only for containers with a check.
+	Env []string
+}
+
+// Execer runs a command inside a running container and returns its exit
+// code. The Docker runtime implements it; sleeper uses it to run a health
+// test itself when the container opts in (sleeper.health_exec=true).
+type Execer interface {
+	Exec(ctx context.Context, id string, cmd []string) (int, error)
 }
 
 // Awake reports whether the container is running and not paused.

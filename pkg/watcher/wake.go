@@ -234,12 +234,12 @@ func (w *Watcher) inspectObserve(ctx context.Context, id string) (Container, err
 }
 
 func readinessMessage(c Container, spec *labels.Spec) string {
-	switch {
-	case c.Health != HealthNone:
+	switch readinessFor(c, spec, false).kind {
+	case ReadyHealthURL, ReadyHealthExec, ReadyHealthEvent:
 		return "waiting for the health check"
-	case hasHTTP(spec):
+	case ReadyHTTP:
 		return "waiting for the app to answer"
-	case hasTCP(spec):
+	case ReadyTCP:
 		return "waiting for the port to open"
 	default:
 		return "container running"
@@ -288,21 +288,28 @@ func (w *Watcher) runDied(id string, run time.Time) error {
 	return nil
 }
 
-// awaitReady waits for the health check (event-driven), or probes the app.
-// Either way it fails as soon as an observation says the container died.
+// awaitReady waits until the container is ready by its readiness rule (see
+// readinessFor): the health check, followed at sleeper's own cadence where
+// it can be, or a probe of the app. Either way it fails as soon as an
+// observation says the container died.
 func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec, u *url.URL) error {
-	if c.Health != HealthNone {
-		return w.awaitHealthy(ctx, c)
-	}
+	_, canExec := w.rt.(Execer)
+	r := readinessFor(c, spec, canExec)
 	// A prober lives for one wake only: a thousand sleeping containers
 	// should not each keep an HTTP client around.
 	p := newProber()
 	defer p.close()
 	var probe func(context.Context) bool
-	switch {
-	case hasHTTP(spec):
-		probe = p.http(u, spec.ReadyPath)
-	case hasTCP(spec):
+	switch r.kind {
+	case ReadyHealthURL, ReadyHealthExec, ReadyHealthEvent:
+		probe, first, maxDelay := w.healthProbe(p, c, spec, r)
+		if probe == nil {
+			w.warnIntervalBound(c, spec, canExec)
+		}
+		return w.awaitHealth(ctx, c, probe, first, maxDelay)
+	case ReadyHTTP:
+		probe = p.http(u, r.path, probeHost(spec))
+	case ReadyTCP:
 		probe = p.tcp(c, spec, w.selfNets)
 	default:
 		return nil
@@ -333,29 +340,24 @@ func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec
 	}
 }
 
-// awaitHealthy waits for a health_status: healthy observation of this run.
-func (w *Watcher) awaitHealthy(ctx context.Context, c Container) error {
-	if c.Health == HealthHealthy {
-		return nil
+// warnIntervalBound says once per container that its wakes wait for the
+// engine's health check, whose first probe comes one interval after the
+// start, and what would make them as fast as the app.
+func (w *Watcher) warnIntervalBound(c Container, spec *labels.Spec, canExec bool) {
+	if !w.intervalWarned.CompareAndSwap(false, true) {
+		return
 	}
-	for {
-		w.mu.Lock()
-		o, changed := w.observed, w.changed
-		w.mu.Unlock()
-		if o.ID == c.ID && o.StartedAt.Equal(c.StartedAt) {
-			if o.Health == HealthHealthy && o.Awake() {
-				return nil
-			}
-			if err := w.runDied(c.ID, c.StartedAt); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-changed:
-		}
+	interval := defaultHCInterval
+	if c.Check != nil && c.Check.Interval > 0 {
+		interval = c.Check.Interval
 	}
+	fix := "set sleeper.ready_path to a path that answers once the app is ready, " +
+		"or sleeper.health_exec=true to run the health test through the engine's exec API (needs exec permission)"
+	if spec.HealthExec && !canExec {
+		fix = "this runtime cannot exec; set sleeper.ready_path to a path that answers once the app is ready"
+	}
+	w.log.Warn("wake is bound by the health-check interval: the engine runs its first probe one interval after the start",
+		"health_interval", interval.String(), "fix", fix)
 }
 
 // finishWake publishes the outcome of a wake to every waiting client.

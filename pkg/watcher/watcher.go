@@ -71,6 +71,9 @@ type Watcher struct {
 	spec         atomic.Pointer[labels.Spec]
 	running      atomic.Bool   // the last observation says the container runs
 	generation   atomic.Uint64 // successful wakes so far
+	// intervalWarned is set once the "bound by the health-check interval"
+	// warning has been logged for this container.
+	intervalWarned atomic.Bool
 
 	// lifetime is the watcher's own context: wakes and sleeps run under it
 	// and Close cancels it. It is the one context kept in a struct, because it
@@ -91,8 +94,11 @@ type Watcher struct {
 	recent     []time.Duration // durations of the last successful wakes
 	lastAction time.Time       // when our last start, stop or pause returned
 	failures   int             // consecutive failed wakes, for the crash backoff
-	retryAt    time.Time       // no new wake before this after a failure
-	closed     bool
+	// healthPassed is the run whose health test sleeper saw pass itself
+	// (the engine may still say starting), for ":healthy" dependents.
+	healthPassed runKey
+	retryAt      time.Time // no new wake before this after a failure
+	closed       bool
 }
 
 // New builds a watcher for one container. It starts in StateAsleep and
@@ -365,6 +371,10 @@ type Info struct {
 	// Reason is Error's short public form (Answer.Reason), for what anyone
 	// who reaches a routed host may read; "" when Error is.
 	Reason string
+	// Readiness is the rule that decides when a wake is done, as shown to
+	// users: "http /alive", "healthcheck-url http://localhost/health",
+	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running".
+	Readiness string
 }
 
 // Info returns a summary of the watcher.
@@ -384,6 +394,8 @@ func (w *Watcher) Info() Info {
 		Held:         w.held.Load(),
 		Managed:      true,
 	}
+	_, canExec := w.rt.(Execer)
+	info.Readiness = readinessFor(w.observed, spec, canExec).String()
 	// A dependency kept up by its dependents has no sleep time of its own
 	// to show; neither has a container with a request or stream open.
 	busy := info.InFlight > 0 || (w.graph != nil && w.graph.DependentsAwake(w.name))

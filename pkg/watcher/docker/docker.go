@@ -33,6 +33,7 @@ var (
 	_ watcher.Runtime = (*Docker)(nil)
 	_ watcher.Source  = (*Docker)(nil)
 	_ watcher.Finder  = (*Docker)(nil)
+	_ watcher.Execer  = (*Docker)(nil)
 )
 
 // watchedActions are the container events that can change what sleeper
@@ -297,6 +298,7 @@ func convert(r container.InspectResponse) watcher.Container {
 		slices.Sort(c.Exposed)
 		if hc := cfg.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
 			c.Health = watcher.HealthStarting
+			c.Check = &watcher.HealthCheck{Test: hc.Test, Interval: hc.Interval, Env: cfg.Env}
 		}
 	}
 	if s := r.State; s != nil {

@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"sleeper/internal/dockertest"
+)
+
+// TestHealthWakeOverhead is TestWakeOverhead for an app with a health check
+// of 30 s interval whose test names a URL: the app listens 300 ms after
+// start and its /healthz passes 1 s after that. (a) `docker start`, then
+// polling /healthz directly until 200; (b) one request held by sleeper.
+// Overhead = median(b) − median(a). Before sleeper followed health URLs
+// itself, (b) waited for the engine's first probe, one interval (30 s) after
+// the start.
+func TestHealthWakeOverhead(t *testing.T) {
+	benchOnly(t)
+	s := startSleeperProcess(t)
+	cli := dockertest.Client(t)
+	name := "hcbench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	host := name + ".localhost"
+	id := dockertest.Run(t, cli, dockertest.Spec{
+		Name: name, Image: dockertest.Image(t), Env: []string{"START_DELAY=300ms", "HEALTHY_AFTER=1s"},
+		Labels:  map[string]string{s.prefix + ".enable": "true", s.prefix + ".hosts": host},
+		Publish: []string{"8080/tcp"},
+		Healthcheck: &container.HealthConfig{
+			Test:     []string{"CMD", "/app", "-healthcheck", "http://localhost:8080/healthz"},
+			Interval: 30 * time.Second, Timeout: 5 * time.Second, Retries: 3,
+		},
+	})
+	s.waitManaged(t, name)
+	ctx := context.Background()
+	stop := func() {
+		if _, err := cli.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.waitState(t, name, "asleep")
+	}
+	var direct, held []time.Duration
+	for range rounds() {
+		t0 := time.Now()
+		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		addr := dockertest.HostPort(t, cli, id, "8080/tcp")
+		if err := getUntilOK(ctx, "http://"+addr+"/healthz", ""); err != nil {
+			t.Fatal(err)
+		}
+		direct = append(direct, time.Since(t0))
+		s.waitState(t, name, "ready") // sleeper saw the manual start
+		stop()
+
+		t0 = time.Now()
+		resp, err := s.get(host, "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("held request: %d", resp.StatusCode)
+		}
+		held = append(held, time.Since(t0))
+		stop()
+	}
+	md, mh := median(direct), median(held)
+	fmt.Printf("health-check wake overhead: direct start→healthy median %s, held request median %s, overhead %s (rounds %d, health interval 30s)\n",
+		md.Round(time.Millisecond), mh.Round(time.Millisecond), (mh - md).Round(time.Millisecond), len(held))
+	fmt.Printf("  direct: %v\n  held:   %v\n", direct, held)
+}
