@@ -46,6 +46,10 @@ type Container struct {
 	// when the runtime does not say. The watcher drops an observation that
 	// began before its own last start, stop or pause had finished.
 	InspectedAt time.Time
+	// Listed says the value comes from the engine's list, not an inspect:
+	// Check, StopSignal, StartedAt, FinishedAt, ExitCode and Error are
+	// unknown (zero), not absent.
+	Listed bool
 	ID          string
 	Name        string // without the leading slash
 	Labels      map[string]string

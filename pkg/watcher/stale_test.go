@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,31 @@ func TestListedObservationsOrderedByTime(t *testing.T) {
 	w.Observe(newer)
 	if w.State() != StateAsleep {
 		t.Fatalf("a newer list entry showing a stop left the container %s", w.State())
+	}
+}
+
+// TestListedEntryKeepsInspectedConfig: the list carries no health check; a
+// list entry of a container an inspect already read keeps its check, and a
+// container only ever listed says its check is read at the first wake.
+func TestListedEntryKeepsInspectedConfig(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	w := newTestWatcher(t, f, testSpec())
+	inspected := w.Observed()
+	inspected.Check = &HealthCheck{Test: []string{"CMD", "curl", "-f", "http://localhost:8080/health"}}
+	inspected.InspectedAt = time.Now()
+	w.Observe(inspected)
+	listed := Container{ID: inspected.ID, Name: inspected.Name, Labels: inspected.Labels,
+		Status: inspected.Status, Listed: true, InspectedAt: time.Now()}
+	w.Observe(listed)
+	if got := w.Info().Readiness; got != "healthcheck-url http://localhost:8080/health" {
+		t.Fatalf("readiness after a list entry: %q, want the inspected health URL", got)
+	}
+
+	fresh := newTestWatcher(t, newFake(t), testSpec())
+	listed.ID = "other"
+	fresh.Observe(listed)
+	if got := fresh.Info().Readiness; !strings.Contains(got, "read at the first wake") {
+		t.Fatalf("readiness of a container only listed: %q", got)
 	}
 }

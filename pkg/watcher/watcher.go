@@ -272,6 +272,11 @@ func (w *Watcher) Observe(c Container) {
 
 // setObservedLocked records an observation. Callers hold w.mu.
 func (w *Watcher) setObservedLocked(c Container) {
+	if o := w.observed; c.Listed && c.ID == o.ID && !o.Listed {
+		// A list entry of the container an inspect already read: what its
+		// configuration fixes for its life is still known.
+		c.Check, c.StopSignal, c.Listed = o.Check, o.StopSignal, false
+	}
 	w.observed = c
 	w.running.Store(c.Awake())
 }
@@ -396,6 +401,11 @@ func (w *Watcher) Info() Info {
 	}
 	_, canExec := w.rt.(Execer)
 	info.Readiness = readinessFor(w.observed, spec, canExec).String()
+	if w.observed.Listed && spec.ReadyPath == "" {
+		// Discovery reads the engine's list, which does not carry the
+		// health check: the first wake's inspect does.
+		info.Readiness += " (health check read at the first wake)"
+	}
 	// A dependency kept up by its dependents has no sleep time of its own
 	// to show; neither has a container with a request or stream open.
 	busy := info.InFlight > 0 || (w.graph != nil && w.graph.DependentsAwake(w.name))

@@ -55,6 +55,7 @@ func convertSummary(s container.Summary) (watcher.Container, bool) {
 		Status:    listStatus(s.State),
 		Health:    listHealth(s),
 		Published: map[string]string{},
+		Listed:    true,
 	}
 	for _, p := range s.Ports {
 		if p.Type != "tcp" {

@@ -39,7 +39,7 @@ func TestConvertSummary(t *testing.T) {
 		t.Fatal("convertSummary refused a named container")
 	}
 	want := watcher.Container{
-		ID: "abc123", Name: "db", Labels: s.Labels, Created: time.Unix(created.Unix(), 0),
+		ID: "abc123", Name: "db", Labels: s.Labels, Created: time.Unix(created.Unix(), 0), Listed: true,
 		Status: watcher.StatusRunning, Health: watcher.HealthHealthy,
 		Exposed:   []uint16{8080, 9000},
 		Published: map[string]string{"9000/tcp": "127.0.0.1:49153"},
