@@ -49,19 +49,19 @@ type Container struct {
 	// Listed says the value comes from the engine's list, not an inspect:
 	// Check, StopSignal, StartedAt, FinishedAt, ExitCode and Error are
 	// unknown (zero), not absent.
-	Listed bool
-	ID          string
-	Name        string // without the leading slash
-	Labels      map[string]string
-	Created     time.Time
-	Status      Status
-	Health      Health
-	StartedAt   time.Time
-	FinishedAt  time.Time
-	ExitCode    int
-	Error       string // the engine's error text for the last start, if any
-	StopSignal  string // the image's or container's configured stop signal
-	Exposed     []uint16
+	Listed     bool
+	ID         string
+	Name       string // without the leading slash
+	Labels     map[string]string
+	Created    time.Time
+	Status     Status
+	Health     Health
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int
+	Error      string // the engine's error text for the last start, if any
+	StopSignal string // the image's or container's configured stop signal
+	Exposed    []uint16
 	// Published maps "8080/tcp" to the host address it is published on,
 	// already rewritten to a dialable address ("127.0.0.1:49153").
 	Published map[string]string
