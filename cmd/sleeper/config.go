@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"sleeper/pkg/labels"
 	"sleeper/pkg/proxy"
 )
 
@@ -43,6 +44,9 @@ type config struct {
 	ProxmoxInsecureTLS bool
 	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
 	TrustedProxies []netip.Prefix
+	// HostsFrom are the foreign labels read for hosts when a container has
+	// no hosts label (labels.SourceTraefik, labels.SourceCaddy).
+	HostsFrom []string
 }
 
 // envName maps a flag name to its environment variable.
@@ -65,6 +69,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Func("trusted-proxies", "comma-separated CIDRs or IPs of front proxies whose X-Forwarded-For is appended to and X-Forwarded-Proto/Host kept (default none: replaced)", func(v string) error {
 		p, err := proxy.ParseTrustedProxies(v)
 		c.TrustedProxies = p // the last setting wins: a flag over the environment
+		return err
+	})
+	c.HostsFrom = []string{labels.SourceTraefik, labels.SourceCaddy}
+	fs.Func("hosts-from", "without a hosts label, take a container's hosts from these labels: traefik (router rules), caddy (caddy-docker-proxy); empty turns it off (default traefik,caddy)", func(v string) error {
+		from, err := labels.ParseHostsFrom(v)
+		c.HostsFrom = from
 		return err
 	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -138,6 +138,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		Labels: labels.Options{
 			Prefix:             cfg.LabelPrefix,
 			Domain:             cfg.Domain,
+			HostsFrom:          cfg.HostsFrom,
 			DefaultIdleTimeout: cfg.DefaultIdleTimeout,
 		},
 		SelfNetworks: self,

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,10 @@ type stackOptions struct {
 	// readHeaderTimeout shortens the slowloris limit (the default is
 	// sleeper's own 10 s).
 	readHeaderTimeout time.Duration
+	// hostsFrom and trustedProxies are --hosts-from and --trusted-proxies
+	// (frontproxy_test.go).
+	hostsFrom      []string
+	trustedProxies []netip.Prefix
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -113,7 +118,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime: dk, Finder: dk, Log: log, Proxmox: guests,
-		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, DefaultIdleTimeout: time.Hour},
+		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
 	if poller != nil {
@@ -125,7 +130,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",
-		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log}),
+		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log, TrustedProxies: opt.trustedProxies}),
 		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
 		ReadHeaderTimeout: opt.readHeaderTimeout,
 	})

@@ -29,16 +29,20 @@ const ProviderDocker = watcher.ProviderDocker
 // internals change. Times are RFC 3339 in UTC, null when unknown or not
 // applicable; Error is "" when all is well.
 type Container struct {
-	Name         string     `json:"name"`
-	ID           string     `json:"id"`
-	Provider     string     `json:"provider"`
-	State        string     `json:"state"`
-	Hosts        []string   `json:"hosts"`
-	IdleTimeout  string     `json:"idle_timeout"`
-	LastActivity *time.Time `json:"last_activity"`
-	SleepsAt     *time.Time `json:"sleeps_at"`
-	LastWakeMS   *int64     `json:"last_wake_ms"`
-	Error        string     `json:"error"`
+	Name     string   `json:"name"`
+	ID       string   `json:"id"`
+	Provider string   `json:"provider"`
+	State    string   `json:"state"`
+	Hosts    []string `json:"hosts"`
+	// HostSources is Hosts with where each came from: source "label"
+	// (sleeper.hosts), "domain" (--domain), "traefik" or "caddy", and the
+	// label key.
+	HostSources  []labels.HostSource `json:"host_sources"`
+	IdleTimeout  string              `json:"idle_timeout"`
+	LastActivity *time.Time          `json:"last_activity"`
+	SleepsAt     *time.Time          `json:"sleeps_at"`
+	LastWakeMS   *int64              `json:"last_wake_ms"`
+	Error        string              `json:"error"`
 	// Readiness is the rule that ends a wake, in README's order of
 	// precedence: "http /alive" (ready_path), "healthcheck-url <url>",
 	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running";
@@ -67,6 +71,10 @@ func toContainer(info watcher.Info) Container {
 	}
 	if c.Hosts == nil {
 		c.Hosts = []string{}
+	}
+	c.HostSources = info.HostSources
+	if c.HostSources == nil {
+		c.HostSources = []labels.HostSource{}
 	}
 	if info.Managed {
 		c.State = info.State.String()

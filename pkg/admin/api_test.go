@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sleeper/pkg/labels"
 	"sleeper/pkg/watcher"
 )
 
@@ -28,7 +29,7 @@ func TestContainersJSONShape(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		t.Fatalf("decode %q: %v", body, err)
 	}
-	wantKeys := []string{"error", "hosts", "id", "idle_timeout", "last_activity", "last_wake_ms",
+	wantKeys := []string{"error", "host_sources", "hosts", "id", "idle_timeout", "last_activity", "last_wake_ms",
 		"name", "provider", "readiness", "sleeps_at", "state"}
 	var names []string
 	for _, c := range raw {
@@ -51,6 +52,9 @@ func TestContainersJSONShape(t *testing.T) {
 		web.Readiness != "http" {
 		t.Errorf("web = %+v", web)
 	}
+	if want := []labels.HostSource{{Host: "web.localhost", Source: "label", Label: "sleeper.hosts"}}; !slices.Equal(web.HostSources, want) {
+		t.Errorf("web host_sources %+v, want %+v", web.HostSources, want)
+	}
 	if web.LastActivity == nil || web.SleepsAt != nil || web.LastWakeMS != nil {
 		t.Errorf("web: last_activity %v (want set), sleeps_at %v and last_wake_ms %v (want null)",
 			web.LastActivity, web.SleepsAt, web.LastWakeMS)
@@ -59,7 +63,7 @@ func TestContainersJSONShape(t *testing.T) {
 		broken.LastActivity != nil || len(broken.Hosts) != 0 {
 		t.Errorf("broken = %+v", broken)
 	}
-	if !strings.Contains(body, `"hosts": []`) {
+	if !strings.Contains(body, `"hosts": []`) || !strings.Contains(body, `"host_sources": []`) {
 		t.Errorf("an unmanaged container's hosts must be [] rather than null:\n%s", body)
 	}
 }

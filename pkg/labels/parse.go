@@ -59,7 +59,7 @@ func Parse(labels map[string]string, opt Options) (Spec, error) {
 		return Spec{}, fmt.Errorf("label %s=%q: %w", enableKey, raw, ErrNotEnabled)
 	}
 
-	p := &parser{prefix: prefix, opt: opt, raw: make(map[string]string)}
+	p := &parser{prefix: prefix, opt: opt, labels: labels, raw: make(map[string]string)}
 	for k, v := range labels {
 		if key, ok := strings.CutPrefix(k, prefix+"."); ok {
 			p.raw[key] = v
@@ -104,6 +104,7 @@ func prefixOf(prefix string) string {
 type parser struct {
 	prefix string
 	opt    Options
+	labels map[string]string // every label, for the foreign hosts
 	raw    map[string]string // key without prefix → value as given
 	spec   Spec
 	errs   []*Error
@@ -124,15 +125,8 @@ func (p *parser) parse() {
 		WakeTimeout: DefaultWakeTimeout,
 		LoadingPage: true,
 	}
-	if !p.has(KeyHosts) && p.opt.Domain != "" {
-		name := strings.TrimPrefix(p.opt.Name, "/")
-		domain := strings.TrimPrefix(p.opt.Domain, ".")
-		// A container name is not always a DNS label (compose v1's
-		// "proj_web_1"): then there is simply no default host, which is
-		// not the user's mistake to report.
-		if h, reason := normaliseHost(name + "." + domain); reason == "" {
-			p.spec.Hosts = []string{h}
-		}
+	if !p.has(KeyHosts) {
+		p.defaultHosts()
 	}
 	for _, key := range slices.Sorted(maps.Keys(p.raw)) {
 		set, ok := setters[key]
@@ -148,6 +142,33 @@ func (p *parser) parse() {
 		set(p, v)
 	}
 	p.crossCheck()
+}
+
+// defaultHosts applies, without a hosts label, the hosts of the foreign
+// labels (--hosts-from) or else the --domain default: the app's own proxy
+// labels say where it is served, the domain default only guesses.
+func (p *parser) defaultHosts() {
+	found, notes := ForeignHosts(p.labels, p.opt.HostsFrom)
+	p.spec.HostNotes = notes
+	if len(found) > 0 {
+		for _, hs := range found {
+			p.spec.Hosts = append(p.spec.Hosts, hs.Host)
+		}
+		p.spec.HostSources = found
+		return
+	}
+	if p.opt.Domain == "" {
+		return
+	}
+	name := strings.TrimPrefix(p.opt.Name, "/")
+	domain := strings.TrimPrefix(p.opt.Domain, ".")
+	// A container name is not always a DNS label (compose v1's
+	// "proj_web_1"): then there is simply no default host, which is
+	// not the user's mistake to report.
+	if h, reason := normaliseHost(name + "." + domain); reason == "" {
+		p.spec.Hosts = []string{h}
+		p.spec.HostSources = []HostSource{{Host: h, Source: SourceDomain}}
+	}
 }
 
 // crossCheck enforces the rules that span labels. Each error lands on the

@@ -57,7 +57,12 @@ type Proxmox struct {
 // Defaults are already applied: a zero field means the label's documented
 // default, except where noted.
 type Spec struct {
-	Hosts       []string // lower-case host names, "*.example.com" allowed
+	Hosts []string // lower-case host names, "*.example.com" allowed
+	// HostSources is Hosts again, in the same order, each with where it
+	// was found; HostNotes explains what a foreign label (Traefik, Caddy)
+	// held that could not be used, for a debug log.
+	HostSources []HostSource
+	HostNotes   []string
 	Port        uint16   // 0: not set; the runtime picks the only exposed port, else 80
 	Scheme      string   // "http" or "https"; the upstream's scheme when Upstream is set
 	Listen      []uint16 // extra HTTP listener ports on sleeper
@@ -79,8 +84,12 @@ type Spec struct {
 
 // Options carries what parsing needs besides the labels themselves.
 type Options struct {
-	Prefix             string        // label prefix without the dot, "sleeper" by default
-	Name               string        // container name, for the default host
-	Domain             string        // --domain; with it the default host is <Name>.<Domain>
+	Prefix string // label prefix without the dot, "sleeper" by default
+	Name   string // container name, for the default host
+	Domain string // --domain; with it the default host is <Name>.<Domain>
+	// HostsFrom names the foreign labels read for hosts when the hosts
+	// label is absent (--hosts-from): SourceTraefik, SourceCaddy. Hosts
+	// found there replace the --domain default. Empty reads none.
+	HostsFrom          []string
 	DefaultIdleTimeout time.Duration // --default-idle-timeout
 }

@@ -32,6 +32,7 @@ func (p *parser) hosts(v string) {
 		default:
 			seen[h] = true
 			p.spec.Hosts = append(p.spec.Hosts, h)
+			p.spec.HostSources = append(p.spec.HostSources, HostSource{Host: h, Source: SourceLabel, Label: p.full(KeyHosts)})
 		}
 	}
 }

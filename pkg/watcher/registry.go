@@ -155,6 +155,9 @@ func (r *Registry) ApplyAll(cs []Container) {
 			r.Remove(c.Name)
 			continue
 		}
+		for _, note := range spec.HostNotes {
+			r.cfg.Log.Debug("host not taken from another tool's label", "container", c.Name, "note", note)
+		}
 		if err == nil && spec.Proxmox != nil && r.cfg.Proxmox == nil {
 			err = fmt.Errorf("label %s.%s: Proxmox support is not configured (set --proxmox-url)", r.prefix(), labels.KeyProxmoxNode)
 		}

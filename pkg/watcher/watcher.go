@@ -364,6 +364,7 @@ type Info struct {
 	Provider     string // ProviderDocker or ProviderProxmox; "" when not managed
 	State        State
 	Hosts        []string
+	HostSources  []labels.HostSource // Hosts with where each was found
 	IdleTimeout  time.Duration
 	LastActivity time.Time
 	SleepsAt     time.Time // zero when it will not sleep on its own
@@ -393,6 +394,7 @@ func (w *Watcher) Info() Info {
 		Provider:     w.provider,
 		State:        w.State(),
 		Hosts:        spec.Hosts,
+		HostSources:  spec.HostSources,
 		IdleTimeout:  spec.IdleTimeout,
 		LastActivity: w.LastActivity(),
 		InFlight:     w.inflight.Load(),
