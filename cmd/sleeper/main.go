@@ -25,7 +25,7 @@ import (
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/stream"
 	"sleeper/pkg/watcher"
-	"sleeper/pkg/watcher/docker"
+	"sleeper/pkg/docker"
 )
 
 func main() {

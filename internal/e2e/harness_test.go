@@ -26,7 +26,7 @@ import (
 	"sleeper/pkg/proxmox/pvefake"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
-	"sleeper/pkg/watcher/docker"
+	"sleeper/pkg/docker"
 )
 
 // stack is one sleeper wired as main wires it, with its own label prefix so
