@@ -20,12 +20,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sleeper/pkg/admin"
+	"sleeper/pkg/docker"
 	"sleeper/pkg/labels"
 	"sleeper/pkg/metrics"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/stream"
 	"sleeper/pkg/watcher"
-	"sleeper/pkg/watcher/docker"
 )
 
 func main() {

@@ -23,11 +23,11 @@ import (
 	"github.com/moby/moby/client"
 
 	"sleeper/internal/dockertest"
+	"sleeper/pkg/docker"
 	"sleeper/pkg/labels"
 	"sleeper/pkg/proxmox/pvefake"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
-	"sleeper/pkg/watcher/docker"
 )
 
 // stack is one sleeper wired as main wires it, with its own label prefix so
