@@ -169,14 +169,3 @@ func browserRequest(target string) *http.Request {
 	r.Header.Set("Sec-Fetch-Mode", "navigate")
 	return r
 }
-
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

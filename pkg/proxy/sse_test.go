@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sleeper/internal/await"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -156,7 +158,7 @@ func TestSSEReplayThenLive(t *testing.T) {
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	w.Kick()
-	eventually(t, 5*time.Second, func() bool { ev, _ := w.Progress(); return len(ev) == 3 }, "three wake events")
+	await.Eventually(t, 5*time.Second, "three wake events", func() bool { ev, _ := w.Progress(); return len(ev) == 3 })
 
 	c := openEvents(t, h, w)
 	replay := c.expectTypes(watcher.EventWaking, watcher.EventStarted, watcher.EventWaitingReady)

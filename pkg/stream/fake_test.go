@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"io"
@@ -262,7 +264,7 @@ func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Strea
 	c, _ := rt.Inspect(context.Background(), "")
 	w.Observe(c)
 	if awake {
-		eventually(t, 5*time.Second, func() bool { return w.State() == watcher.StateReady }, name+" ready")
+		await.Eventually(t, 5*time.Second, name+" ready", func() bool { return w.State() == watcher.StateReady })
 	}
 	return w, rt
 }
@@ -290,36 +292,15 @@ func startServer(t *testing.T, routes Routes, cfg Config) (*Server, *fakeProblem
 	return s, probs
 }
 
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// holdsFor fails the test if cond is false at any check during d.
-func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if !cond() {
-			t.Fatalf("not %s", what)
-		}
-	}
-}
-
 // dialStream connects to a stream listener, retrying while it opens.
 func dialStream(t *testing.T, key labels.Stream) net.Conn {
 	t.Helper()
 	var c net.Conn
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "stream listener "+key.String(), func() bool {
 		var err error
 		c, err = net.Dial(string(key.Protocol), listenAddr(key))
 		return err == nil
-	}, "stream listener "+key.String())
+	})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
