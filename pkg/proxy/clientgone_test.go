@@ -50,8 +50,8 @@ func TestHeldPostDroppedWhenClientLeaves(t *testing.T) {
 				}
 			}))
 			t.Cleanup(app.Close)
-			f.c.Published = map[string]string{"80/tcp": strings.TrimPrefix(app.URL, "http://")}
-			f.holdStart = make(chan struct{})
+			f.Update("app", func(c *watcher.Container) { c.Published["80/tcp"] = strings.TrimPrefix(app.URL, "http://") })
+			gate := f.hold()
 			spec := testSpec()
 			spec.WakeTimeout = time.Minute // longer than any wait below: no 504 ends the hold
 			w := newTestWatcher(t, f, "app", spec)
@@ -72,7 +72,7 @@ func TestHeldPostDroppedWhenClientLeaves(t *testing.T) {
 			if tc.leftEarly {
 				await.Eventually(t, 5*time.Second, "the held POST to be dropped while the wake runs", func() bool { return w.Info().Held == 0 })
 			}
-			close(f.holdStart)
+			close(gate)
 			if tc.wantAnswers {
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				if err != nil {
