@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"sleeper/internal/watchertest"
+
 	"sleeper/internal/await"
 
 	"bytes"
@@ -25,7 +27,7 @@ func TestTCPWakeRelaysFirstBytes(t *testing.T) {
 	ups := startUpstreams(t, "")
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "pg", ups, []labels.Stream{key}, false)
-	rt.gate = make(chan struct{}) // a slow start
+	gate := rt.hold() // a slow start
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -44,7 +46,7 @@ func TestTCPWakeRelaysFirstBytes(t *testing.T) {
 		wrote <- err
 	}()
 	await.Eventually(t, 5*time.Second, "the start call", func() bool { return rt.startCount() == 1 })
-	close(rt.gate)
+	close(gate)
 	got, err := io.ReadAll(c) // ends at the echo's half-close, passed back on
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +100,7 @@ func TestTCPWakeFailureClosesClient(t *testing.T) {
 	ups := startUpstreams(t, "")
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "broken", ups, []labels.Stream{key}, false)
-	rt.startErr = errTestStart
+	rt.Behave(rt.name, watchertest.Behaviour{StartErr: errTestStart})
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -213,7 +215,7 @@ func TestUDPWakeQueuesInOrder(t *testing.T) {
 	t.Parallel()
 	key := loopbackStream(t, labels.UDP, 9001)
 	w, rt := newWatcher(t, "game", startUpstreams(t, ""), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	s, _ := startServer(t, routes, Config{})
@@ -230,7 +232,7 @@ func TestUDPWakeQueuesInOrder(t *testing.T) {
 		_, _ = fmt.Fprintf(b, "b-%d", i)
 	}
 	await.Eventually(t, 5*time.Second, "the start call", func() bool { return rt.startCount() == 1 })
-	close(rt.gate)
+	close(gate)
 	for _, tc := range []struct {
 		c      net.Conn
 		prefix string
@@ -301,7 +303,7 @@ func TestManyTCPClientsOneWake(t *testing.T) {
 	t.Parallel()
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "herd", startUpstreams(t, ""), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -326,7 +328,7 @@ func TestManyTCPClientsOneWake(t *testing.T) {
 			}
 		})
 	}
-	close(rt.gate)
+	close(gate)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -347,7 +349,7 @@ func TestUDPFlowOutlivesLongWake(t *testing.T) {
 	const flowIdle, replyDelay = 300 * time.Millisecond, 200 * time.Millisecond
 	key := loopbackStream(t, labels.UDP, 9001)
 	w, rt := newWatcher(t, "slow", startSlowUpstreams(t, "re:", replyDelay), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	s, _ := startServer(t, routes, Config{FlowIdleTimeout: flowIdle})
@@ -359,7 +361,7 @@ func TestUDPFlowOutlivesLongWake(t *testing.T) {
 	})
 	// Still waking well past the flow idle timeout: the flow stays.
 	await.HoldsFor(t, 3*flowIdle, "one flow during the wake", func() bool { return s.flowCount.Load() == 1 })
-	close(rt.gate)
+	close(gate)
 	if got := readDatagram(t, c); got != "re:hello" {
 		t.Fatalf("reply %q", got)
 	}
@@ -402,12 +404,12 @@ func TestUDPFlowFollowsMovedUpstream(t *testing.T) {
 	// watcher keeps its Upstream pointer: only the refusal can tell.
 	old.Close()
 	moved := startUpstreams(t, "new:")
-	rt.mu.Lock()
-	rt.c.Published = map[string]string{"9001/udp": moved.udp}
-	rt.c.Networks = nil
-	rt.mu.Unlock()
+	rt.Update(rt.name, func(c *watcher.Container) {
+		c.Published = map[string]string{"9001/udp": moved.udp}
+		c.Networks = nil
+	})
 	before := w.Generation()
-	c2, _ := rt.Inspect(t.Context(), "")
+	c2, _ := rt.Inspect(t.Context(), rt.name)
 	w.Observe(c2)
 	if w.Generation() != before {
 		t.Fatal("the watcher counted a wake: this test no longer covers the refusal path")
