@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -93,8 +95,8 @@ func TestContainerDeploy(t *testing.T) {
 
 	ip := appAddress(t, cli, appID, netName)
 	want := "upstream=http://" + ip.String() + ":8080"
-	eventually(t, 5*time.Second, func() bool { return strings.Contains(sl.logs(), want) },
-		"sleeper's log to name the upstream "+want)
+	await.Eventually(t, 5*time.Second, "sleeper's log to name the upstream "+want,
+		func() bool { return strings.Contains(sl.logs(), want) })
 
 	sl.waitMetric(fmt.Sprintf(`sleeper_wakes_total{container=%q,result="success"} 1`, appName), 5*time.Second)
 
@@ -107,7 +109,7 @@ func TestContainerDeploy(t *testing.T) {
 		t.Errorf("app stopped %v after the request was sent, before its 2s idle timeout", d)
 	}
 	sl.waitMetric(fmt.Sprintf(`sleeper_sleeps_total{container=%q,method="stop",reason="idle"} 1`, appName), 5*time.Second)
-	eventually(t, 5*time.Second, func() bool { return sl.apiState(appName) == "asleep" }, appName+" asleep in the API")
+	await.Eventually(t, 5*time.Second, appName+" asleep in the API", func() bool { return sl.apiState(appName) == "asleep" })
 
 	sl.waitHealthy(15 * time.Second)
 }

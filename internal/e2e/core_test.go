@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -307,7 +309,7 @@ func TestBadLabelsSkipOnlyThatContainer(t *testing.T) {
 	s.run(good, false, nil, "hosts", good+".localhost")
 	s.watcher(good)
 	var errText string
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "config error for "+bad, func() bool {
 		for _, info := range s.reg.List() {
 			if info.Name == bad && info.Error != "" {
 				errText = info.Error
@@ -315,7 +317,7 @@ func TestBadLabelsSkipOnlyThatContainer(t *testing.T) {
 			}
 		}
 		return false
-	}, "config error for "+bad)
+	})
 	mustContain(t, errText, s.prefix+".idle_timeout")
 	mustContain(t, errText, `"soon"`)
 	mustContain(t, s.logs.String(), s.prefix+".idle_timeout")

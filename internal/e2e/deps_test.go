@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"net/http"
 	"strings"
@@ -179,7 +181,7 @@ func TestDependencyErrors(t *testing.T) {
 	s.run(lost, false, nil, "hosts", lost+".localhost", "depends_on", "nope-"+lost)
 	s.watcher(ok)
 	s.watcher(lost)
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "cycle errors on both members", func() bool {
 		n := 0
 		for _, info := range s.reg.List() {
 			if (info.Name == a || info.Name == b) && strings.Contains(info.Error, "dependency cycle") {
@@ -187,7 +189,7 @@ func TestDependencyErrors(t *testing.T) {
 			}
 		}
 		return n == 2
-	}, "cycle errors on both members")
+	})
 	if resp, _ := s.get(ok+".localhost", "/"); resp.StatusCode != 200 {
 		t.Fatalf("unrelated container: %d", resp.StatusCode)
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sleeper/internal/await"
 	"strings"
 	"syscall"
 	"testing"
@@ -338,7 +339,7 @@ tls:
 	// Traefik itself answers "404 page not found".
 	fp := &frontProxy{name: "traefik", addr: addr, pool: pool}
 	c := fp.client()
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "traefik's router", func() bool {
 		resp, err := c.Get(fp.url(hosts[0], "/.sleeper/status"))
 		if err != nil {
 			return false
@@ -346,6 +347,6 @@ tls:
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return string(b) != "404 page not found\n"
-	}, "traefik's router")
+	})
 	return fp
 }

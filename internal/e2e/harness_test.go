@@ -4,6 +4,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -224,16 +226,16 @@ func (s *stack) get(host, path string) (*http.Response, string) {
 func (s *stack) watcher(name string) *watcher.Watcher {
 	s.t.Helper()
 	var w *watcher.Watcher
-	eventually(s.t, 10*time.Second, func() bool { w = s.reg.Get(name); return w != nil }, "watcher for "+name)
+	await.Eventually(s.t, 10*time.Second, "watcher for "+name, func() bool { w = s.reg.Get(name); return w != nil })
 	return w
 }
 
 func (s *stack) waitState(name string, want watcher.State, d time.Duration) {
 	s.t.Helper()
-	eventually(s.t, d, func() bool {
+	await.Eventually(s.t, d, fmt.Sprintf("%s to be %s", name, want), func() bool {
 		w := s.reg.Get(name)
 		return w != nil && w.State() == want
-	}, fmt.Sprintf("%s to be %s", name, want))
+	})
 }
 
 // inspect returns the engine's view of a container.
@@ -248,29 +250,7 @@ func (s *stack) inspect(id string) container.State {
 
 func (s *stack) waitEngine(id string, what string, d time.Duration, cond func(container.State) bool) {
 	s.t.Helper()
-	eventually(s.t, d, func() bool { return cond(s.inspect(id)) }, what)
-}
-
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// holdsFor checks cond every 20 ms for d and fails the test the first time
-// it is false: the mirror image of eventually.
-func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !cond() {
-			t.Fatalf("not %s", what)
-		}
-	}
+	await.Eventually(s.t, d, what, func() bool { return cond(s.inspect(id)) })
 }
 
 // exactlyOneStart waits for the engine's start event of a wake and then
@@ -278,8 +258,8 @@ func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
 // within the window.
 func exactlyOneStart(t *testing.T, starts func() int) {
 	t.Helper()
-	eventually(t, 5*time.Second, func() bool { return starts() >= 1 }, "a start event")
-	holdsFor(t, 300*time.Millisecond, func() bool { return starts() == 1 }, "exactly one start")
+	await.Eventually(t, 5*time.Second, "a start event", func() bool { return starts() >= 1 })
+	await.HoldsFor(t, 300*time.Millisecond, "exactly one start", func() bool { return starts() == 1 })
 }
 
 func mustContain(t *testing.T, got, want string) {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"io"
 	"net/http"
@@ -46,10 +48,10 @@ func TestComposeRecreateKeepsRoute(t *testing.T) {
 	if _, err := s.cli.ContainerStart(ctx, newID, client.ContainerStartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "the watcher to follow the new container", func() bool {
 		w := s.reg.Get(name)
 		return w != nil && w.ID() == newID && w.State() == watcher.StateReady
-	}, "the watcher to follow the new container")
+	})
 	if _, body := s.get(host, "/"); body != "hello from new\n" {
 		t.Fatalf("after recreate: %q", body)
 	}
@@ -104,7 +106,7 @@ func TestListenPortAndDomainDefault(t *testing.T) {
 	s.run(name, false, []string{"APP_NAME=" + name}, "listen", port)
 	s.watcher(name)
 	var resp *http.Response
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "an answer on the listen port", func() bool {
 		r, err := http.Get("http://127.0.0.1:" + port + "/")
 		if err != nil {
 			return false
@@ -113,7 +115,7 @@ func TestListenPortAndDomainDefault(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		resp = r
 		return string(b) == "hello from "+name+"\n"
-	}, "an answer on the listen port")
+	})
 	if resp.StatusCode != 200 {
 		t.Fatalf("listen port: %d", resp.StatusCode)
 	}

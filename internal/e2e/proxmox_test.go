@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"fmt"
 	"net"
 	"net/http"
@@ -105,7 +107,7 @@ func TestProxmoxLXC(t *testing.T) {
 	if provider != "proxmox" {
 		t.Fatalf("provider %q, want proxmox", provider)
 	}
-	eventually(t, 15*time.Second, func() bool { return pve.Status("pve1", 105) == "stopped" }, "idle shutdown")
+	await.Eventually(t, 15*time.Second, "idle shutdown", func() bool { return pve.Status("pve1", 105) == "stopped" })
 	if pve.Calls(pvefake.EndpointShutdown) != 1 {
 		t.Fatalf("%d shutdown calls, want 1", pve.Calls(pvefake.EndpointShutdown))
 	}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"bufio"
 	"context"
 	"fmt"
@@ -34,9 +36,9 @@ func TestEngineOutage(t *testing.T) {
 	s.waitState(stopped, watcher.StateReady, 10*time.Second)
 
 	proxy.Cut()
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "sleeper to notice the outage", func() bool {
 		return strings.Contains(s.logs.String(), "docker event stream lost")
-	}, "sleeper to notice the outage")
+	})
 	if _, err := s.cli.ContainerStop(context.Background(), stoppedID, client.ContainerStopOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +116,7 @@ func TestMaxHeldOverflow(t *testing.T) {
 			codes <- resp.StatusCode
 		})
 	}
-	eventually(t, 5*time.Second, func() bool { return w.Info().Held == 5 }, "5 held requests")
+	await.Eventually(t, 5*time.Second, "5 held requests", func() bool { return w.Info().Held == 5 })
 	resp, body := s.get(host, "/")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("6th request: %d %q, want 503", resp.StatusCode, body)
@@ -175,7 +177,7 @@ func TestShutdownLetsRequestsFinish(t *testing.T) {
 		}
 		done <- fmt.Sprint(resp.StatusCode, " ", body)
 	}()
-	eventually(t, 5*time.Second, func() bool { return s.reg.Get(name).InFlight() == 1 }, "request in flight")
+	await.Eventually(t, 5*time.Second, "request in flight", func() bool { return s.reg.Get(name).InFlight() == 1 })
 	s.stop()
 	if got := <-done; !strings.HasPrefix(got, "200 ") {
 		t.Fatalf("in-flight request during shutdown: %s", got)

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"io"
 	"net/http"
@@ -63,8 +65,8 @@ func TestStartWithEngineAway(t *testing.T) {
 	}
 	var code int
 	var body string
-	eventually(t, 15*time.Second, func() bool { code, body = fetch("/healthz"); return code != 0 },
-		"the admin listener to open while the engine is away")
+	await.Eventually(t, 15*time.Second, "the admin listener to open while the engine is away",
+		func() bool { code, body = fetch("/healthz"); return code != 0 })
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for the docker engine") {
 		t.Fatalf("/healthz with the engine away: %d %q, want 503 waiting for the docker engine", code, body)
 	}
@@ -73,23 +75,23 @@ func TestStartWithEngineAway(t *testing.T) {
 	}
 
 	engine.Restore()
-	eventually(t, 20*time.Second, func() bool { code, body = fetch("/healthz"); return code == http.StatusOK },
-		"/healthz to answer 200 once the engine is reachable")
+	await.Eventually(t, 20*time.Second, "/healthz to answer 200 once the engine is reachable",
+		func() bool { code, body = fetch("/healthz"); return code == http.StatusOK })
 	if _, m := fetch("/metrics"); !strings.Contains(m, "\nsleeper_docker_up 1\n") {
 		t.Fatalf("/metrics with the engine back lacks sleeper_docker_up 1")
 	}
 
 	engine.Cut()
-	eventually(t, 20*time.Second, func() bool {
+	await.Eventually(t, 20*time.Second, "sleeper_docker_up 0 after the engine went away", func() bool {
 		_, m := fetch("/metrics")
 		return strings.Contains(m, "\nsleeper_docker_up 0\n")
-	}, "sleeper_docker_up 0 after the engine went away")
+	})
 	if code, body = fetch("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz within the outage bound: %d %q, want 200", code, body)
 	}
 	engine.Restore()
-	eventually(t, 20*time.Second, func() bool {
+	await.Eventually(t, 20*time.Second, "sleeper_docker_up 1 after the engine came back", func() bool {
 		_, m := fetch("/metrics")
 		return strings.Contains(m, "\nsleeper_docker_up 1\n")
-	}, "sleeper_docker_up 1 after the engine came back")
+	})
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"fmt"
@@ -83,11 +85,11 @@ func dialStream(t *testing.T, network string, port int) net.Conn {
 	t.Helper()
 	var c net.Conn
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "stream listener on "+addr, func() bool {
 		var err error
 		c, err = net.Dial(network, addr)
 		return err == nil
-	}, "stream listener on "+addr)
+	})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -97,7 +99,7 @@ func dialStream(t *testing.T, network string, port int) net.Conn {
 func waitBound(t *testing.T, network string, port int) {
 	t.Helper()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	eventually(t, 10*time.Second, func() bool {
+	await.Eventually(t, 10*time.Second, "sleeper to listen on "+addr, func() bool {
 		var c io.Closer
 		var err error
 		if network == "udp" {
@@ -109,7 +111,7 @@ func waitBound(t *testing.T, network string, port int) {
 			c.Close() // not ours yet; sleeper retries a failed bind at once
 		}
 		return err != nil
-	}, "sleeper to listen on "+addr)
+	})
 }
 
 func echoOnce(c net.Conn, msg string, timeout time.Duration) error {
@@ -204,7 +206,7 @@ func TestStreamLongSessionKeepsAwake(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Quiet for three idle timeouts: it must stay up the whole time.
-	holdsFor(t, 3*time.Second, func() bool { return w.State() == watcher.StateReady }, "ready with an open connection")
+	await.HoldsFor(t, 3*time.Second, "ready with an open connection", func() bool { return w.State() == watcher.StateReady })
 	if st := s.inspect(id); !running(st) {
 		t.Fatalf("engine state %s with an open connection", st.Status)
 	}
@@ -235,13 +237,13 @@ func TestStreamUDPWakesAndSleeps(t *testing.T) {
 	// app binds its socket. Real clients resend; so does this one, more often
 	// than the 1 s idle timeout so that every resend meets the same wake.
 	var reply string
-	eventually(t, 30*time.Second, func() bool {
+	await.Eventually(t, 30*time.Second, "a UDP reply", func() bool {
 		if _, err := c.Write([]byte("ping")); err != nil {
 			return false
 		}
 		reply = readDatagram(c, 300*time.Millisecond)
 		return reply != ""
-	}, "a UDP reply")
+	})
 	if reply != "ping" {
 		t.Fatalf("reply %q", reply)
 	}
@@ -339,10 +341,10 @@ func TestStreamPortTakenIsAProblem(t *testing.T) {
 		}
 		return ""
 	}
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(containerError(), ":"+port+":") },
-		"the bind error on the container")
+	await.Eventually(t, 10*time.Second, "the bind error on the container",
+		func() bool { return strings.Contains(containerError(), ":"+port+":") })
 	mustContain(t, containerError(), "address already in use")
 	mustContain(t, s.logs.String(), "cannot open stream listener")
 	blocker.Close()
-	eventually(t, 10*time.Second, func() bool { return containerError() == "" }, "the error to clear")
+	await.Eventually(t, 10*time.Second, "the error to clear", func() bool { return containerError() == "" })
 }

@@ -1,7 +1,8 @@
 package admin
 
 import (
-	"context"
+	"sleeper/internal/watchertest"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,74 +20,6 @@ import (
 )
 
 const testToken = "s3cret-token"
-
-// fakeRuntime is an in-memory engine: Start makes a container running at
-// once (its app is whatever its upstream label points at), Stop stops it.
-type fakeRuntime struct {
-	watcher.Runtime // unimplemented methods panic
-
-	mu       sync.Mutex
-	byID     map[string]watcher.Container
-	startErr error
-	stopErr  error
-	calls    map[string]int
-}
-
-func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{byID: map[string]watcher.Container{}, calls: map[string]int{}}
-}
-
-func (f *fakeRuntime) add(c watcher.Container) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.byID[c.ID] = c
-}
-
-func (f *fakeRuntime) count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[op]
-}
-
-func (f *fakeRuntime) Inspect(_ context.Context, ref string) (watcher.Container, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for id, c := range f.byID {
-		if id == ref || c.Name == ref {
-			return c, nil
-		}
-	}
-	return watcher.Container{}, watcher.ErrNotFound
-}
-
-func (f *fakeRuntime) set(op, id string, status watcher.Status) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls[op]++
-	if op == "start" && f.startErr != nil {
-		return f.startErr
-	}
-	if op == "stop" && f.stopErr != nil {
-		return f.stopErr
-	}
-	c := f.byID[id]
-	c.Status = status
-	if status == watcher.StatusRunning {
-		c.StartedAt = time.Now()
-	} else {
-		c.FinishedAt = time.Now()
-	}
-	f.byID[id] = c
-	return nil
-}
-
-func (f *fakeRuntime) Start(_ context.Context, id string) error {
-	return f.set("start", id, watcher.StatusRunning)
-}
-
-func (f *fakeRuntime) Stop(_ context.Context, id string, _ watcher.StopOptions) error {
-	return f.set("stop", id, watcher.StatusStopped)
-}
 
 // app is an upstream that answers every request.
 func app(t *testing.T) string {
@@ -133,12 +65,12 @@ func container(name, upstream string, extra ...string) watcher.Container {
 type fixture struct {
 	srv *httptest.Server
 	reg *watcher.Registry
-	rt  *fakeRuntime
+	rt  *watchertest.Engine
 }
 
 func newFixture(t *testing.T, cfg Config, cs ...watcher.Container) *fixture {
 	t.Helper()
-	rt := newFakeRuntime()
+	rt := watchertest.NewEngine()
 	log := slog.New(slog.DiscardHandler)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime: rt,
@@ -147,7 +79,7 @@ func newFixture(t *testing.T, cfg Config, cs ...watcher.Container) *fixture {
 	})
 	t.Cleanup(reg.Close)
 	for _, c := range cs {
-		rt.add(c)
+		rt.Set(c)
 		reg.Apply(c)
 	}
 	cfg.Registry = reg

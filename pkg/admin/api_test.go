@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"sleeper/internal/watchertest"
+
 	"encoding/json"
 	"errors"
 	"maps"
@@ -128,7 +130,7 @@ func TestMutatingAuth(t *testing.T) {
 					t.Errorf("%s: WWW-Authenticate %q with status %d", action, gotWWW, code)
 				}
 			}
-			if tt.wantCode != 200 && f.rt.count("start")+f.rt.count("stop") != 0 {
+			if tt.wantCode != 200 && f.rt.Calls("start", "")+f.rt.Calls("stop", "") != 0 {
 				t.Error("a refused call touched the container")
 			}
 		})
@@ -177,8 +179,8 @@ func TestWakeThenSleep(t *testing.T) {
 	if res.Name != "web" || res.State != "ready" || res.WakeMS == nil {
 		t.Fatalf("wake result %s, want web ready with wake_ms", body)
 	}
-	if f.rt.count("start") != 1 {
-		t.Errorf("start called %d times, want 1", f.rt.count("start"))
+	if f.rt.Calls("start", "") != 1 {
+		t.Errorf("start called %d times, want 1", f.rt.Calls("start", ""))
 	}
 
 	_, _, body = f.do(t, "GET", "/api/containers/web", "")
@@ -195,16 +197,16 @@ func TestWakeThenSleep(t *testing.T) {
 
 	// Waking a ready container is a no-op that says so.
 	code, _, body = f.do(t, "POST", "/api/containers/web/wake", auth)
-	if code != 200 || !strings.Contains(body, `"wake_ms": 0`) || f.rt.count("start") != 1 {
-		t.Errorf("second wake: %d %s, start calls %d", code, body, f.rt.count("start"))
+	if code != 200 || !strings.Contains(body, `"wake_ms": 0`) || f.rt.Calls("start", "") != 1 {
+		t.Errorf("second wake: %d %s, start calls %d", code, body, f.rt.Calls("start", ""))
 	}
 
 	code, _, body = f.do(t, "POST", "/api/containers/web/sleep", auth)
 	if code != 200 || !strings.Contains(body, `"state": "asleep"`) || strings.Contains(body, "wake_ms") {
 		t.Fatalf("sleep: %d %s, want 200 asleep", code, body)
 	}
-	if f.rt.count("stop") != 1 {
-		t.Errorf("stop called %d times, want 1", f.rt.count("stop"))
+	if f.rt.Calls("stop", "") != 1 {
+		t.Errorf("stop called %d times, want 1", f.rt.Calls("stop", ""))
 	}
 }
 
@@ -224,9 +226,7 @@ func TestWakeFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, Config{Token: testToken}, tt.c)
-			f.rt.mu.Lock()
-			f.rt.startErr = tt.startErr
-			f.rt.mu.Unlock()
+			f.rt.Behave("web", watchertest.Behaviour{StartErr: tt.startErr})
 			code, _, body := f.do(t, "POST", "/api/containers/web/wake", "Bearer "+testToken)
 			if code != tt.wantCode {
 				t.Fatalf("status %d (%s), want %d", code, body, tt.wantCode)
@@ -264,9 +264,7 @@ func TestSleepFailureIsBadGateway(t *testing.T) {
 	if code, _, body := f.do(t, "POST", "/api/containers/web/wake", auth); code != http.StatusOK {
 		t.Fatalf("wake: %d %s", code, body)
 	}
-	f.rt.mu.Lock()
-	f.rt.stopErr = errors.New("cannot stop container: permission denied")
-	f.rt.mu.Unlock()
+	f.rt.Behave("web", watchertest.Behaviour{StopErr: errors.New("cannot stop container: permission denied")})
 	code, _, body := f.do(t, "POST", "/api/containers/web/sleep", auth)
 	if code != http.StatusBadGateway {
 		t.Fatalf("sleep with a failing stop: %d %s, want 502", code, body)

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"sleeper/internal/watchertest"
+
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -20,7 +22,7 @@ import (
 func TestMetricsFollowRealWakesAndSleeps(t *testing.T) {
 	t.Parallel()
 	rec := metrics.New(metrics.Config{Version: "test"})
-	rt := newFakeRuntime()
+	rt := watchertest.NewEngine()
 	log := slog.New(slog.DiscardHandler)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime: rt, Log: log, Recorder: rec,
@@ -29,7 +31,7 @@ func TestMetricsFollowRealWakesAndSleeps(t *testing.T) {
 	t.Cleanup(reg.Close)
 	rec.Watch(reg)
 	c := container("web", app(t))
-	rt.add(c)
+	rt.Set(c)
 	reg.Apply(c)
 	srv := httptest.NewServer(NewHandler(Config{
 		Registry: reg, Metrics: rec.Handler(log), Wakes: rec, Token: testToken, Log: log,

@@ -1,6 +1,8 @@
 package proxmox
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"io"
@@ -317,7 +319,7 @@ func TestStartedAtStable(t *testing.T) {
 	}
 	// Inspect until the uptime has ticked over at least once.
 	var later watcher.Container
-	eventually(t, 5*time.Second, "uptime reaches 2s", func() bool {
+	await.Eventually(t, 5*time.Second, "uptime reaches 2s", func() bool {
 		later, err = g.Inspect(ctx, "")
 		if err != nil {
 			t.Fatal(err)

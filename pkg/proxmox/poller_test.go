@@ -1,6 +1,8 @@
 package proxmox
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"fmt"
 	"sync"
@@ -64,7 +66,7 @@ func TestPollerNoticesOutOfBandChanges(t *testing.T) {
 	runPoller(t, p)
 
 	// The first poll reports every LXC guest, and no QEMU one.
-	eventually(t, 5*time.Second, "first poll reports both LXCs", func() bool {
+	await.Eventually(t, 5*time.Second, "first poll reports both LXCs", func() bool {
 		return ch.has("pve1/101=stopped") && ch.has("pve2/202=stopped")
 	})
 	if ch.has("pve1/300=stopped") {
@@ -74,13 +76,13 @@ func TestPollerNoticesOutOfBandChanges(t *testing.T) {
 	if err := f.SetRunning("pve2", 202, true); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the start is noticed", func() bool { return ch.has("pve2/202=running") })
+	await.Eventually(t, 5*time.Second, "the start is noticed", func() bool { return ch.has("pve2/202=running") })
 	if s, ok := p.Status("pve2", 202); !ok || s != StatusRunning {
 		t.Errorf("Status = %q, %v", s, ok)
 	}
 	// A destroyed guest is reported with an empty status.
 	f.Remove("pve2", 202)
-	eventually(t, 5*time.Second, "the removal is noticed", func() bool { return ch.has("pve2/202=") })
+	await.Eventually(t, 5*time.Second, "the removal is noticed", func() bool { return ch.has("pve2/202=") })
 	// Nothing changed for 101: reported once, by the first poll.
 	n := 0
 	for _, c := range ch.list() {
@@ -99,7 +101,7 @@ func TestPollerFast(t *testing.T) {
 	log, _ := testLogger(t)
 	p := NewPoller(PollerConfig{Client: newClient(t, f, nil), Interval: time.Hour, FastInterval: 10 * time.Millisecond, Log: log})
 	runPoller(t, p)
-	eventually(t, 5*time.Second, "the first poll", func() bool { return f.Calls(pvefake.EndpointResources) >= 1 })
+	await.Eventually(t, 5*time.Second, "the first poll", func() bool { return f.Calls(pvefake.EndpointResources) >= 1 })
 	if got := p.interval(); got != time.Hour {
 		t.Fatalf("interval %s before Fast, want 1h", got)
 	}
@@ -108,7 +110,7 @@ func TestPollerFast(t *testing.T) {
 	base := f.Calls(pvefake.EndpointResources)
 	// With an hour's interval, more polls can only come from fast mode,
 	// and they start without waiting out the slow interval.
-	eventually(t, 5*time.Second, "fast polls", func() bool { return f.Calls(pvefake.EndpointResources) >= base+5 })
+	await.Eventually(t, 5*time.Second, "fast polls", func() bool { return f.Calls(pvefake.EndpointResources) >= base+5 })
 	release1()
 	release1() // twice is harmless
 	if got := p.interval(); got != 10*time.Millisecond {
@@ -128,7 +130,7 @@ func TestPollerSurvivesFailures(t *testing.T) {
 	c := newClient(t, f, func(c *Config) { c.Secret = "wrong" })
 	p := NewPoller(PollerConfig{Client: c, Interval: 5 * time.Millisecond, OnChange: ch.add, Log: log})
 	runPoller(t, p)
-	eventually(t, 5*time.Second, "several failed polls", func() bool { return f.Calls(pvefake.EndpointUnauthorized) >= 3 })
+	await.Eventually(t, 5*time.Second, "several failed polls", func() bool { return f.Calls(pvefake.EndpointUnauthorized) >= 3 })
 	if n := buf.count("level=WARN msg=\"proxmox poll failed"); n != 1 {
 		t.Errorf("%d warnings for one outage, want 1; log:\n%s", n, buf)
 	}

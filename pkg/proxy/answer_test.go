@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sleeper/internal/watchertest"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -56,11 +58,11 @@ func mustHide(t *testing.T, where, text string) {
 func TestPublicAnswersHideWakeErrors(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.startErr = errors.New(internalError)
+	f.Behave("app", watchertest.Behaviour{StartErr: errors.New(internalError)})
 	var logs logBuffer
 	w := watcher.New(watcher.Config{Name: "app", Spec: testSpec(), Runtime: f, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	t.Cleanup(w.Close)
-	w.Observe(f.c)
+	w.Observe(f.Container("app"))
 	h, _ := testHandler()
 	const reason = "the app failed to start"
 
@@ -113,7 +115,7 @@ func TestUpstreamErrorHidesAddress(t *testing.T) {
 	if _, err := w.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	addr := strings.TrimPrefix(f.app.URL, "http://")
+	addr := f.app.Addr
 	f.app.Close() // the app is gone: every dial is refused
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

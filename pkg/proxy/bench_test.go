@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,14 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"sleeper/internal/watchertest"
 	"sleeper/pkg/watcher"
 )
 
-// readyRuntime reports one running container and nothing else.
-type readyRuntime struct{ watcher.Runtime }
-
-func (readyRuntime) Inspect(context.Context, string) (watcher.Container, error) {
-	return watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0)}, nil
+// readyRuntime is an engine with one running container, "bench".
+func readyRuntime() *watchertest.Engine {
+	return watchertest.NewEngine(watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0)})
 }
 
 // BenchmarkServeAwake is one request through the handler to a ready
@@ -29,7 +27,7 @@ func BenchmarkServeAwake(b *testing.B) {
 	}))
 	b.Cleanup(upstream.Close)
 	log := slog.New(slog.DiscardHandler)
-	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime{}, Log: log})
+	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime(), Log: log})
 	b.Cleanup(reg.Close)
 	reg.Apply(watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0),
 		Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": "bench.localhost", "sleeper.upstream": upstream.URL}})

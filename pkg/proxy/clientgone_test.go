@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sleeper/internal/await"
+
 	"bufio"
 	"io"
 	"log/slog"
@@ -48,8 +50,8 @@ func TestHeldPostDroppedWhenClientLeaves(t *testing.T) {
 				}
 			}))
 			t.Cleanup(app.Close)
-			f.c.Published = map[string]string{"80/tcp": strings.TrimPrefix(app.URL, "http://")}
-			f.holdStart = make(chan struct{})
+			f.Update("app", func(c *watcher.Container) { c.Published["80/tcp"] = strings.TrimPrefix(app.URL, "http://") })
+			gate := f.hold()
 			spec := testSpec()
 			spec.WakeTimeout = time.Minute // longer than any wait below: no 504 ends the hold
 			w := newTestWatcher(t, f, "app", spec)
@@ -63,14 +65,14 @@ func TestHeldPostDroppedWhenClientLeaves(t *testing.T) {
 			}
 			defer c.Close()
 			_, _ = io.WriteString(c, "POST /hook HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\n\r\nhello")
-			eventually(t, 5*time.Second, func() bool { return w.Info().Held == 1 }, "the POST to be held")
+			await.Eventually(t, 5*time.Second, "the POST to be held", func() bool { return w.Info().Held == 1 })
 			if tc.leave {
 				_ = c.Close()
 			}
 			if tc.leftEarly {
-				eventually(t, 5*time.Second, func() bool { return w.Info().Held == 0 }, "the held POST to be dropped while the wake runs")
+				await.Eventually(t, 5*time.Second, "the held POST to be dropped while the wake runs", func() bool { return w.Info().Held == 0 })
 			}
-			close(f.holdStart)
+			close(gate)
 			if tc.wantAnswers {
 				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 				if err != nil {
@@ -82,7 +84,7 @@ func TestHeldPostDroppedWhenClientLeaves(t *testing.T) {
 				}
 			}
 			// Held drops to 0 when hold returns, after any forwarding.
-			eventually(t, 5*time.Second, func() bool { return w.Info().Held == 0 && w.State() == watcher.StateReady }, "the wake and the request to end")
+			await.Eventually(t, 5*time.Second, "the wake and the request to end", func() bool { return w.Info().Held == 0 && w.State() == watcher.StateReady })
 			if n := posts.Load(); n != tc.wantPosts {
 				t.Fatalf("the app received %d POSTs, want %d", n, tc.wantPosts)
 			}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"sleeper/internal/watchertest"
 	"sleeper/pkg/watcher"
 )
 
@@ -25,14 +25,6 @@ func (l *lookedUp) Routes() *watcher.Routes {
 	defer l.once.Do(func() { close(l.first) })
 	return l.staticRoutes.Routes()
 }
-
-// oneRuntime reports one running container and nothing else.
-type oneRuntime struct {
-	watcher.Runtime // unimplemented methods panic
-	c               watcher.Container
-}
-
-func (r oneRuntime) Inspect(context.Context, string) (watcher.Container, error) { return r.c, nil }
 
 // discoveryFixture is a handler over an empty registry whose first
 // discovery has not finished, and an app to route to once it has.
@@ -55,7 +47,7 @@ func newDiscoveryFixture(t *testing.T) *discoveryFixture {
 		StartedAt: time.Now(), Labels: map[string]string{
 			"sleeper.enable": "true", "sleeper.hosts": "app.localhost", "sleeper.upstream": backend.URL,
 		}}
-	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: oneRuntime{c: app}, Log: log})
+	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: watchertest.NewEngine(app), Log: log})
 	t.Cleanup(reg.Close)
 	f := &discoveryFixture{
 		reg:        reg,

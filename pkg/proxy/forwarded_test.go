@@ -17,7 +17,7 @@ import (
 func readyHandler(t testing.TB, url string, cfg Config) *Handler {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime{}, Log: log})
+	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime(), Log: log})
 	t.Cleanup(reg.Close)
 	reg.Apply(watcher.Container{ID: "bench", Name: "bench", Status: watcher.StatusRunning, StartedAt: time.Unix(1, 0),
 		Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": "app.localhost", "sleeper.upstream": url}})

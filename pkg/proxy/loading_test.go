@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sleeper/internal/watchertest"
+
 	"context"
 	"flag"
 	"fmt"
@@ -117,8 +119,8 @@ func TestMedian(t *testing.T) {
 func TestLoadingPageServedAndWakeKicked(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
-	t.Cleanup(func() { close(f.holdStart) })
+	gate := f.hold()
+	t.Cleanup(func() { close(gate) })
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, rec := testHandler()
 
@@ -166,8 +168,8 @@ func TestLoadingPageServedAndWakeKicked(t *testing.T) {
 func TestLoadingPageEscapes(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
-	t.Cleanup(func() { close(f.holdStart) })
+	gate := f.hold()
+	t.Cleanup(func() { close(gate) })
 	w := newTestWatcher(t, f, `<script>alert("name")</script>`, testSpec())
 	h, _ := testHandler()
 	// What a raw client can put on the request line; browsers would encode it.
@@ -268,8 +270,8 @@ func TestWakePathsDoNotRestrictAnAwakeContainer(t *testing.T) {
 	if resp.Code != 200 || resp.Body.String() != "hello from app at /admin" {
 		t.Fatalf("awake /admin: %d %q", resp.Code, resp.Body.String())
 	}
-	if f.startCount() != 1 {
-		t.Fatalf("%d starts, want 1", f.startCount())
+	if f.Calls("start", "") != 1 {
+		t.Fatalf("%d starts, want 1", f.Calls("start", ""))
 	}
 }
 
@@ -301,7 +303,7 @@ func TestStatusEndpoint(t *testing.T) {
 func TestStatusReportsError(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.exitOnStart = true
+	f.Behave("app", watchertest.Behaviour{ExitOnStart: true})
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	if _, err := w.Wait(context.Background()); err == nil {

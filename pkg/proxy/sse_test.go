@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"sleeper/internal/watchertest"
+
+	"sleeper/internal/await"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -152,18 +156,18 @@ func (c *sseClient) expectEnd() {
 func TestSSEReplayThenLive(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.setAppUp(false) // the wake gets as far as waiting for the app
+	f.app.SetUp(false) // the wake gets as far as waiting for the app
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	w.Kick()
-	eventually(t, 5*time.Second, func() bool { ev, _ := w.Progress(); return len(ev) == 3 }, "three wake events")
+	await.Eventually(t, 5*time.Second, "three wake events", func() bool { ev, _ := w.Progress(); return len(ev) == 3 })
 
 	c := openEvents(t, h, w)
 	replay := c.expectTypes(watcher.EventWaking, watcher.EventStarted, watcher.EventWaitingReady)
 	if replay[0].Message != "waking app" || replay[0].ElapsedMS != 0 || replay[2].Message != "waiting for the app to answer" {
 		t.Fatalf("replay %+v", replay)
 	}
-	f.setAppUp(true)
+	f.app.SetUp(true)
 	ready := c.expectTypes(watcher.EventReady)[0]
 	if ready.ElapsedMS < replay[2].ElapsedMS {
 		t.Fatalf("elapsed_ms went back: %d after %d", ready.ElapsedMS, replay[2].ElapsedMS)
@@ -174,14 +178,14 @@ func TestSSEReplayThenLive(t *testing.T) {
 func TestSSELiveFromTheStart(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
+	gate := f.hold()
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	// Connected before any wake: nothing to replay, then the wake as it goes.
 	c := openEvents(t, h, w)
 	w.Kick()
 	c.expectTypes(watcher.EventWaking)
-	close(f.holdStart)
+	close(gate)
 	c.expectTypes(watcher.EventStarted, watcher.EventWaitingReady, watcher.EventReady)
 	c.expectEnd()
 }
@@ -189,7 +193,7 @@ func TestSSELiveFromTheStart(t *testing.T) {
 func TestSSEError(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.exitOnStart = true
+	f.Behave("app", watchertest.Behaviour{ExitOnStart: true})
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	w.Kick()
@@ -209,8 +213,8 @@ func TestSSEError(t *testing.T) {
 func TestSSEHeartbeat(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
-	t.Cleanup(func() { close(f.holdStart) })
+	gate := f.hold()
+	t.Cleanup(func() { close(gate) })
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler() // 50 ms heartbeat
 	w.Kick()
@@ -231,8 +235,8 @@ func TestSSEHeartbeat(t *testing.T) {
 func TestSSEClientGoneEndsHandler(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
-	t.Cleanup(func() { close(f.holdStart) })
+	gate := f.hold()
+	t.Cleanup(func() { close(gate) })
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	h.loading.heartbeat = time.Hour // only the client's leaving can end it
@@ -267,15 +271,15 @@ func TestSSEReadyAtConnect(t *testing.T) {
 	}
 	c.expectTypes(watcher.EventReady)
 	c.expectEnd()
-	if f.startCount() != 1 {
-		t.Fatalf("%d starts: the stream must not wake anything", f.startCount())
+	if f.Calls("start", "") != 1 {
+		t.Fatalf("%d starts: the stream must not wake anything", f.Calls("start", ""))
 	}
 }
 
 func TestSSEManyTabsOneWake(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	f.holdStart = make(chan struct{})
+	gate := f.hold()
 	w := newTestWatcher(t, f, "app", testSpec())
 	h, _ := testHandler()
 	w.Kick()
@@ -285,12 +289,12 @@ func TestSSEManyTabsOneWake(t *testing.T) {
 		c.expectTypes(watcher.EventWaking)
 		tabs = append(tabs, c)
 	}
-	close(f.holdStart)
+	close(gate)
 	for _, c := range tabs {
 		c.expectTypes(watcher.EventStarted, watcher.EventWaitingReady, watcher.EventReady)
 		c.expectEnd()
 	}
-	if f.startCount() != 1 {
-		t.Fatalf("%d starts for 20 tabs, want 1", f.startCount())
+	if f.Calls("start", "") != 1 {
+		t.Fatalf("%d starts for 20 tabs, want 1", f.Calls("start", ""))
 	}
 }

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"io"
@@ -12,64 +14,26 @@ import (
 	"testing"
 	"time"
 
+	"sleeper/internal/watchertest"
 	"sleeper/pkg/labels"
 	"sleeper/pkg/watcher"
 )
 
-// fakeRuntime is a container that starts when asked. gate, when set, holds
-// Start until it is closed: a slow wake. Published maps "9000/tcp" etc. to
-// the test's own upstream servers.
+// fakeRuntime is the test kit's engine holding the one container of a
+// test, by name.
 type fakeRuntime struct {
-	watcher.Runtime // only the methods below are used
-
-	mu       sync.Mutex
-	c        watcher.Container
-	starts   int
-	startErr error
-	gate     chan struct{}
+	*watchertest.Engine
+	name string
 }
 
-func (f *fakeRuntime) Start(ctx context.Context, id string) error {
-	f.mu.Lock()
-	f.starts++
-	gate, err := f.gate, f.startErr
-	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.c.Status = watcher.StatusRunning
-	f.c.StartedAt = time.Now()
-	return nil
+// hold makes starts wait until the returned gate is closed: a slow wake.
+func (f fakeRuntime) hold() chan struct{} {
+	gate := make(chan struct{})
+	f.Behave(f.name, watchertest.Behaviour{Gate: gate})
+	return gate
 }
 
-func (f *fakeRuntime) Stop(context.Context, string, watcher.StopOptions) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.c.Status = watcher.StatusStopped
-	f.c.FinishedAt = time.Now()
-	return nil
-}
-
-func (f *fakeRuntime) Inspect(context.Context, string) (watcher.Container, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.c, nil
-}
-
-func (f *fakeRuntime) startCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.starts
-}
+func (f fakeRuntime) startCount() int { return f.Calls("start", f.name) }
 
 // fakeRoutes is a registry reduced to the stream routes.
 type fakeRoutes struct {
@@ -236,19 +200,20 @@ func loopbackStream(t *testing.T, proto labels.Protocol, target uint16) labels.S
 
 // newWatcher builds a watcher of a fake container publishing ports 9000/tcp
 // and 9001/udp on ups. awake says whether the container already runs.
-func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Stream, awake bool) (*watcher.Watcher, *fakeRuntime) {
+func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Stream, awake bool) (*watcher.Watcher, fakeRuntime) {
 	t.Helper()
-	rt := &fakeRuntime{c: watcher.Container{
+	c := watcher.Container{
 		ID: name + "-id", Name: name, Status: watcher.StatusStopped,
 		Published: map[string]string{"9000/tcp": ups.tcp, "9001/udp": ups.udp},
 		// Like a container on Docker's bridge. Without any address the
 		// watcher fails the wake resolving its HTTP upstream (port 80),
 		// even for a streams-only container.
 		Networks: []watcher.Network{{Name: "bridge", IP: netip.MustParseAddr("127.0.0.1")}},
-	}}
-	if awake {
-		rt.c.Status, rt.c.StartedAt = watcher.StatusRunning, time.Now()
 	}
+	if awake {
+		c.Status, c.StartedAt = watcher.StatusRunning, time.Now()
+	}
+	rt := fakeRuntime{Engine: watchertest.NewEngine(c), name: name}
 	w := watcher.New(watcher.Config{
 		Name: name,
 		Spec: labels.Spec{
@@ -259,10 +224,9 @@ func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Strea
 		Log:     testLog(t),
 	})
 	t.Cleanup(w.Close)
-	c, _ := rt.Inspect(context.Background(), "")
-	w.Observe(c)
+	w.Observe(rt.Container(name))
 	if awake {
-		eventually(t, 5*time.Second, func() bool { return w.State() == watcher.StateReady }, name+" ready")
+		await.Eventually(t, 5*time.Second, name+" ready", func() bool { return w.State() == watcher.StateReady })
 	}
 	return w, rt
 }
@@ -290,36 +254,15 @@ func startServer(t *testing.T, routes Routes, cfg Config) (*Server, *fakeProblem
 	return s, probs
 }
 
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// holdsFor fails the test if cond is false at any check during d.
-func holdsFor(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if !cond() {
-			t.Fatalf("not %s", what)
-		}
-	}
-}
-
 // dialStream connects to a stream listener, retrying while it opens.
 func dialStream(t *testing.T, key labels.Stream) net.Conn {
 	t.Helper()
 	var c net.Conn
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "stream listener "+key.String(), func() bool {
 		var err error
 		c, err = net.Dial(string(key.Protocol), listenAddr(key))
 		return err == nil
-	}, "stream listener "+key.String())
+	})
 	t.Cleanup(func() { c.Close() })
 	return c
 }

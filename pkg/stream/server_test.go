@@ -1,6 +1,10 @@
 package stream
 
 import (
+	"sleeper/internal/watchertest"
+
+	"sleeper/internal/await"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -23,7 +27,7 @@ func TestTCPWakeRelaysFirstBytes(t *testing.T) {
 	ups := startUpstreams(t, "")
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "pg", ups, []labels.Stream{key}, false)
-	rt.gate = make(chan struct{}) // a slow start
+	gate := rt.hold() // a slow start
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -41,8 +45,8 @@ func TestTCPWakeRelaysFirstBytes(t *testing.T) {
 		}
 		wrote <- err
 	}()
-	eventually(t, 5*time.Second, func() bool { return rt.startCount() == 1 }, "the start call")
-	close(rt.gate)
+	await.Eventually(t, 5*time.Second, "the start call", func() bool { return rt.startCount() == 1 })
+	close(gate)
 	got, err := io.ReadAll(c) // ends at the echo's half-close, passed back on
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +57,7 @@ func TestTCPWakeRelaysFirstBytes(t *testing.T) {
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() bool { return w.InFlight() == 0 }, "release after close")
+	await.Eventually(t, 5*time.Second, "release after close", func() bool { return w.InFlight() == 0 })
 }
 
 // TestTCPConnectionHoldsContainer: an open connection is in flight on the
@@ -73,7 +77,7 @@ func TestTCPConnectionHoldsContainer(t *testing.T) {
 		t.Fatalf("in flight %d with an open connection, want 1", n)
 	}
 	c.Close()
-	eventually(t, 5*time.Second, func() bool { return w.InFlight() == 0 }, "release after close")
+	await.Eventually(t, 5*time.Second, "release after close", func() bool { return w.InFlight() == 0 })
 }
 
 func echo(t *testing.T, c net.Conn, msg string) {
@@ -96,7 +100,7 @@ func TestTCPWakeFailureClosesClient(t *testing.T) {
 	ups := startUpstreams(t, "")
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "broken", ups, []labels.Stream{key}, false)
-	rt.startErr = errTestStart
+	rt.Behave(rt.name, watchertest.Behaviour{StartErr: errTestStart})
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -166,14 +170,14 @@ func TestListenerFollowsRoutes(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !isReset(err) {
 		t.Fatalf("read after the route went away: %v, want closed", err)
 	}
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "the listener to close", func() bool {
 		c, err := net.Dial("tcp", listenAddr(key))
 		if err == nil {
 			c.Close()
 		}
 		return err != nil
-	}, "the listener to close")
-	eventually(t, 5*time.Second, func() bool { return w.InFlight() == 0 }, "release")
+	})
+	await.Eventually(t, 5*time.Second, "release", func() bool { return w.InFlight() == 0 })
 }
 
 // TestBindFailureReported: a port taken on the host is a problem on the
@@ -196,12 +200,12 @@ func TestBindFailureReported(t *testing.T) {
 	_, probs := startServer(t, routes, Config{BindRetry: 20 * time.Millisecond})
 
 	what := "stream " + key.String()
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "the bind problem on the container", func() bool {
 		msg, ok := probs.get("taken", what)
 		return ok && strings.Contains(msg, "address already in use")
-	}, "the bind problem on the container")
+	})
 	blocker.Close()
-	eventually(t, 5*time.Second, func() bool { _, ok := probs.get("taken", what); return !ok }, "the problem to clear")
+	await.Eventually(t, 5*time.Second, "the problem to clear", func() bool { _, ok := probs.get("taken", what); return !ok })
 	echo(t, dialStream(t, key), "bound at last")
 }
 
@@ -211,7 +215,7 @@ func TestUDPWakeQueuesInOrder(t *testing.T) {
 	t.Parallel()
 	key := loopbackStream(t, labels.UDP, 9001)
 	w, rt := newWatcher(t, "game", startUpstreams(t, ""), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	s, _ := startServer(t, routes, Config{})
@@ -219,16 +223,16 @@ func TestUDPWakeQueuesInOrder(t *testing.T) {
 	a, b := dialStream(t, key), dialStream(t, key)
 	// The listener may not be bound yet when the first datagram goes out:
 	// wait until one flow exists before counting on order.
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "the first flow", func() bool {
 		_, _ = a.Write([]byte("a-probe"))
 		return s.flowCount.Load() == 1
-	}, "the first flow")
+	})
 	for i := range 5 {
 		_, _ = fmt.Fprintf(a, "a-%d", i)
 		_, _ = fmt.Fprintf(b, "b-%d", i)
 	}
-	eventually(t, 5*time.Second, func() bool { return rt.startCount() == 1 }, "the start call")
-	close(rt.gate)
+	await.Eventually(t, 5*time.Second, "the start call", func() bool { return rt.startCount() == 1 })
+	close(gate)
 	for _, tc := range []struct {
 		c      net.Conn
 		prefix string
@@ -275,18 +279,18 @@ func TestUDPFlowExpires(t *testing.T) {
 
 	c := dialStream(t, key)
 	var got string
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "a reply", func() bool {
 		_, _ = c.Write([]byte("q1"))
 		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		buf := make([]byte, 64)
 		n, err := c.Read(buf)
 		got = string(buf[:max(n, 0)])
 		return err == nil
-	}, "a reply")
+	})
 	if got != "re:q1" {
 		t.Fatalf("reply %q", got)
 	}
-	eventually(t, 5*time.Second, func() bool { return s.flowCount.Load() == 0 }, "the idle flow to expire")
+	await.Eventually(t, 5*time.Second, "the idle flow to expire", func() bool { return s.flowCount.Load() == 0 })
 	_, _ = c.Write([]byte("q2"))
 	if got := readDatagram(t, c); got != "re:q2" {
 		t.Fatalf("reply after expiry %q", got)
@@ -299,7 +303,7 @@ func TestManyTCPClientsOneWake(t *testing.T) {
 	t.Parallel()
 	key := loopbackStream(t, labels.TCP, 9000)
 	w, rt := newWatcher(t, "herd", startUpstreams(t, ""), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	startServer(t, routes, Config{})
@@ -324,7 +328,7 @@ func TestManyTCPClientsOneWake(t *testing.T) {
 			}
 		})
 	}
-	close(rt.gate)
+	close(gate)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -345,19 +349,19 @@ func TestUDPFlowOutlivesLongWake(t *testing.T) {
 	const flowIdle, replyDelay = 300 * time.Millisecond, 200 * time.Millisecond
 	key := loopbackStream(t, labels.UDP, 9001)
 	w, rt := newWatcher(t, "slow", startSlowUpstreams(t, "re:", replyDelay), []labels.Stream{key}, false)
-	rt.gate = make(chan struct{})
+	gate := rt.hold()
 	routes := newFakeRoutes()
 	routes.set(map[labels.Stream]*watcher.Watcher{key: w})
 	s, _ := startServer(t, routes, Config{FlowIdleTimeout: flowIdle})
 
 	c := dialStream(t, key)
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "the start call", func() bool {
 		_, _ = c.Write([]byte("hello"))
 		return rt.startCount() == 1
-	}, "the start call")
+	})
 	// Still waking well past the flow idle timeout: the flow stays.
-	holdsFor(t, 3*flowIdle, func() bool { return s.flowCount.Load() == 1 }, "one flow during the wake")
-	close(rt.gate)
+	await.HoldsFor(t, 3*flowIdle, "one flow during the wake", func() bool { return s.flowCount.Load() == 1 })
+	close(gate)
 	if got := readDatagram(t, c); got != "re:hello" {
 		t.Fatalf("reply %q", got)
 	}
@@ -390,30 +394,30 @@ func TestUDPFlowFollowsMovedUpstream(t *testing.T) {
 	startServer(t, routes, Config{})
 
 	c := dialStream(t, key)
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "a reply from the old port", func() bool {
 		_, _ = c.Write([]byte("a"))
 		return readDatagramWithin(c, 100*time.Millisecond) == "old:a"
-	}, "a reply from the old port")
+	})
 
 	// The old port closes and the container is observed on a new one.
 	// Without a network its HTTP upstream (port 80) does not resolve, so the
 	// watcher keeps its Upstream pointer: only the refusal can tell.
 	old.Close()
 	moved := startUpstreams(t, "new:")
-	rt.mu.Lock()
-	rt.c.Published = map[string]string{"9001/udp": moved.udp}
-	rt.c.Networks = nil
-	rt.mu.Unlock()
+	rt.Update(rt.name, func(c *watcher.Container) {
+		c.Published = map[string]string{"9001/udp": moved.udp}
+		c.Networks = nil
+	})
 	before := w.Generation()
-	c2, _ := rt.Inspect(t.Context(), "")
+	c2, _ := rt.Inspect(t.Context(), rt.name)
 	w.Observe(c2)
 	if w.Generation() != before {
 		t.Fatal("the watcher counted a wake: this test no longer covers the refusal path")
 	}
-	eventually(t, 5*time.Second, func() bool {
+	await.Eventually(t, 5*time.Second, "a reply from the new port", func() bool {
 		_, _ = c.Write([]byte("b"))
 		return readDatagramWithin(c, 100*time.Millisecond) == "new:b"
-	}, "a reply from the new port")
+	})
 }
 
 func readDatagramWithin(c net.Conn, d time.Duration) string {

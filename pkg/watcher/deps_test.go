@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -231,8 +233,8 @@ func TestFailedWakeReleasesDependencies(t *testing.T) {
 			t.Parallel()
 			s := newDepStack(t, tc.dependsOn, nil)
 			tc.breakIt(t, s)
-			eventually(t, 5*time.Second, func() bool { return s.f.status(dbID) == StatusStopped },
-				"the dependency sleeper started to be stopped")
+			await.Eventually(t, 5*time.Second, "the dependency sleeper started to be stopped",
+				func() bool { return s.f.status(dbID) == StatusStopped })
 		})
 	}
 }
@@ -251,8 +253,8 @@ func TestFailedDependencyStopIsRetried(t *testing.T) {
 	if err := s.app.Sleep(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() bool { return s.f.status(dbID) == StatusStopped },
-		"the dependency to be stopped after its first stop failed")
+	await.Eventually(t, 10*time.Second, "the dependency to be stopped after its first stop failed",
+		func() bool { return s.f.status(dbID) == StatusStopped })
 	if n := s.f.count("stop", dbID); n != 2 {
 		t.Fatalf("%d stops of db, want 2 (one failed, one retried)", n)
 	}

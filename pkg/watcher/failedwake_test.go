@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -46,7 +48,7 @@ func TestTimedOutWakeCountsAsActivity(t *testing.T) {
 			if byHand {
 				f.c.Status, f.c.StartedAt = StatusRunning, time.Now()
 				w.Observe(f.c)
-				eventually(t, 5*time.Second, func() bool { return w.State() != StateWaking }, "the readiness wait to end")
+				await.Eventually(t, 5*time.Second, "the readiness wait to end", func() bool { return w.State() != StateWaking })
 			} else {
 				w.Observe(f.c)
 				if _, err := w.Wait(context.Background()); !errors.Is(err, ErrWakeTimeout) {

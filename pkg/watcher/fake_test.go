@@ -165,18 +165,6 @@ func newTestWatcher(t *testing.T, f *fakeRuntime, spec labels.Spec) *Watcher {
 	return w
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func upstreamURL(t *testing.T, w *Watcher) *url.URL {
 	t.Helper()
 	u := w.Upstream()

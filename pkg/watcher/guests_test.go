@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"log/slog"
 	"sync"
@@ -94,8 +96,8 @@ func TestStubsOfOneGuestSleepTogether(t *testing.T) {
 	b.Release()
 	// b has been idle for longer than its timeout.
 	b.lastActivity.Store(monoNow() - int64(2*time.Hour))
-	eventually(t, 5*time.Second, func() bool { return a.State() == StateAsleep && b.State() == StateAsleep },
-		"both stubs asleep once both are idle")
+	await.Eventually(t, 5*time.Second, "both stubs asleep once both are idle",
+		func() bool { return a.State() == StateAsleep && b.State() == StateAsleep })
 	if n := g.count("stop"); n != 1 {
 		t.Fatalf("%d stops of the guest, want 1", n)
 	}

@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -166,7 +168,7 @@ func TestHealthExecOptIn(t *testing.T) {
 		w.Observe(f.c)
 		done := waitAsync(w)
 		if optIn {
-			eventually(t, 3*time.Second, func() bool { return e.execs.Load() >= 2 }, "failing execs")
+			await.Eventually(t, 3*time.Second, "failing execs", func() bool { return e.execs.Load() >= 2 })
 			select {
 			case err := <-done:
 				t.Fatalf("ready (%v) while the test fails", err)
@@ -210,8 +212,8 @@ func TestEngineUnhealthyFailsTheWake(t *testing.T) {
 	f.c.Check = &HealthCheck{Test: []string{"CMD", "/healthcheck.sh"}}
 	w := newTestWatcher(t, f, testSpec())
 	done := waitAsync(w)
-	eventually(t, 2*time.Second, func() bool { return f.count("start") == 1 }, "the start")
-	eventually(t, 2*time.Second, func() bool { return w.Observed().Status == StatusRunning }, "running observed")
+	await.Eventually(t, 2*time.Second, "the start", func() bool { return f.count("start") == 1 })
+	await.Eventually(t, 2*time.Second, "running observed", func() bool { return w.Observed().Status == StatusRunning })
 	c, _ := f.Inspect(context.Background(), "c1")
 	c.Health = HealthUnhealthy
 	w.Observe(c)

@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -126,5 +128,5 @@ func TestSyncedWaitsForACompleteList(t *testing.T) {
 	if got := reg.Names(); !slices.Contains(got, "fast") || !slices.Contains(got, "slow") {
 		t.Errorf("registry after sync: %v, want fast and slow", got)
 	}
-	eventually(t, 5*time.Second, func() bool { return health.Check() == nil }, "healthy after sync")
+	await.Eventually(t, 5*time.Second, "healthy after sync", func() bool { return health.Check() == nil })
 }

@@ -1,6 +1,8 @@
 package watcher
 
 import (
+	"sleeper/internal/await"
+
 	"context"
 	"errors"
 	"sync"
@@ -81,7 +83,7 @@ func TestIdleSleepAndInflightKeepsAwake(t *testing.T) {
 				t.Fatalf("slept with a request in flight: %s", w.State())
 			}
 			w.Release()
-			eventually(t, 2*time.Second, func() bool { return w.State() == StateAsleep }, "sleep after idle")
+			await.Eventually(t, 2*time.Second, "sleep after idle", func() bool { return w.State() == StateAsleep })
 			if n := f.count(string(method)); n != 1 {
 				t.Fatalf("%s called %d times, want 1", method, n)
 			}
@@ -159,7 +161,7 @@ func TestExternalChanges(t *testing.T) {
 	f.c.StartedAt = time.Now()
 	w := newTestWatcher(t, f, testSpec())
 	// Found running: ready without any start.
-	eventually(t, 2*time.Second, func() bool { return w.State() == StateReady }, "ready")
+	await.Eventually(t, 2*time.Second, "ready", func() bool { return w.State() == StateReady })
 	if f.count("start") != 0 {
 		t.Fatal("a running container was started")
 	}
