@@ -97,3 +97,10 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		<-wait.C
 	}
 }
+
+func mustContainText(t *testing.T, s, want string) {
+	t.Helper()
+	if !strings.Contains(s, want) {
+		t.Fatalf("%q does not contain %q", s, want)
+	}
+}

@@ -297,6 +297,9 @@ func (s *Server) interfaces(w http.ResponseWriter, r *http.Request, _ string) {
 	s.mu.Lock()
 	running, vmid, real := g.running, g.vmid, s.real
 	addrs := append([]netip.Addr{g.addr}, g.extra...)
+	if time.Since(g.startedAt) < real.AddressDelay {
+		addrs = nil
+	}
 	s.mu.Unlock()
 	if real.NoInterfaces {
 		writeStatus(w, http.StatusNotImplemented, fmt.Sprintf("Method 'GET %s' not implemented", strings.TrimPrefix(r.URL.Path, api)),

@@ -30,6 +30,9 @@ type RealNode struct {
 	// and fails without forceStop, and kills it at timeout with forceStop.
 	// Zero: every task takes TaskDelay.
 	Second time.Duration
+	// AddressDelay is how long after its start an LXC shows its address
+	// (DHCP takes a moment); until then only the link-local one.
+	AddressDelay time.Duration
 }
 
 // SetRealNode switches real-node behaviours on or off.
