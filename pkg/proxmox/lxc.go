@@ -80,9 +80,9 @@ type Runtime struct {
 	log      *slog.Logger
 	addrWait time.Duration
 
-	haWait   time.Duration
-	prefix   string
-	stubs    atomic.Pointer[StubsFunc]
+	haWait time.Duration
+	prefix string
+	stubs  atomic.Pointer[StubsFunc]
 	// noInterfaces is set once a node answered 501 for /interfaces
 	// (pve-container before 5.0.6): config addresses are read instead.
 	noInterfaces atomic.Bool
