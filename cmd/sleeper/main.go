@@ -191,11 +191,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self})
 	g.Go(func() error { return streams.Run(gctx) })
 	if d.pve != nil {
-		d.pve.onChange(func(node string, vmid int) {
-			for _, n := range d.reg.GuestNames(node, vmid) {
-				d.rc.Enqueue(n)
-			}
-		})
+		d.pve.bind(d.reg, d.rc.Enqueue)
 		g.Go(func() error { return d.pve.poller.Run(gctx) })
 	}
 	return g.Wait()

@@ -72,6 +72,8 @@ type stackOptions struct {
 	// the given secret (the fake's own when empty).
 	pve       *pvefake.Server
 	pveSecret string
+	// pveAddrWait is the Proxmox runtime's AddressWait (0: its default).
+	pveAddrWait time.Duration
 	// readHeaderTimeout shortens the slowloris limit (the default is
 	// sleeper's own 10 s).
 	readHeaderTimeout time.Duration
@@ -124,11 +126,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
 	if poller != nil {
-		poller.set(func(node string, vmid int) {
-			for _, n := range reg.GuestNames(node, vmid) {
-				rc.Enqueue(n)
-			}
-		})
+		poller.bind(reg, rc.Enqueue)
 	}
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",

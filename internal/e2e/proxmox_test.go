@@ -23,7 +23,7 @@ type lxcApp struct {
 	t    *testing.T
 	port string
 	mu   sync.Mutex
-	srv  *http.Server
+	srv  map[int]*http.Server // by vmid: one app per guest
 }
 
 func (a *lxcApp) start(g pvefake.Guest) error {
@@ -33,19 +33,30 @@ func (a *lxcApp) start(g pvefake.Guest) error {
 	if err != nil {
 		return err
 	}
-	a.srv = &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(rw, "hello from lxc %d\n", g.VMID)
+	word := "lxc"
+	if g.Type == "qemu" {
+		word = "vm"
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(rw, "hello from %s %d\n", word, g.VMID)
 	}), ReadHeaderTimeout: time.Second}
-	go func() { _ = a.srv.Serve(ln) }()
+	if a.srv == nil {
+		a.srv = map[int]*http.Server{}
+	}
+	a.srv[g.VMID] = srv
+	go func() { _ = srv.Serve(ln) }()
 	return nil
 }
 
-func (a *lxcApp) stop(pvefake.Guest) {
+// stop stops the guest's app; the zero Guest stops every app.
+func (a *lxcApp) stop(g pvefake.Guest) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.srv != nil {
-		_ = a.srv.Close()
-		a.srv = nil
+	for vmid, srv := range a.srv {
+		if g.VMID == 0 || g.VMID == vmid {
+			_ = srv.Close()
+			delete(a.srv, vmid)
+		}
 	}
 }
 

@@ -16,10 +16,36 @@ import (
 // set once the reconciler exists (as cmd/sleeper does).
 type pvePoller struct {
 	p  *proxmox.Poller
+	rt *proxmox.Runtime
 	cb atomic.Pointer[func(string, int)]
 }
 
-func (pp *pvePoller) set(f func(string, int)) { pp.cb.Store(&f) }
+// bind connects the runtime and the poller to the registry, as
+// cmd/sleeper's pveWiring.bind does.
+func (pp *pvePoller) bind(reg *watcher.Registry, enqueue func(string)) {
+	pp.rt.SetStubs(func(node string, vmid int) []proxmox.Stub {
+		var out []proxmox.Stub
+		for _, n := range reg.GuestNames(node, vmid) {
+			if w := reg.Routes().ByName[n]; w != nil {
+				s := w.Spec()
+				out = append(out, proxmox.Stub{Container: n, Type: s.Proxmox.Type, StopMethod: s.StopMethod, Upstream: s.Upstream != nil})
+			}
+		}
+		return out
+	})
+	f := func(node string, vmid int) {
+		names := reg.GuestNames(node, vmid)
+		for n, w := range reg.Routes().ByName {
+			if px := w.Spec().Proxmox; px != nil && px.VMID == vmid && px.Node != node {
+				names = append(names, n)
+			}
+		}
+		for _, n := range names {
+			enqueue(n)
+		}
+	}
+	pp.cb.Store(&f)
+}
 
 // startPVE builds the Proxmox client, runtime and poller against the
 // stack's fake PVE, trusting the fake's certificate through a CA file.
@@ -51,5 +77,8 @@ func startPVE(t *testing.T, opt stackOptions, log *slog.Logger) (watcher.GuestRu
 			}
 		},
 	})
-	return proxmox.NewRuntime(proxmox.RuntimeConfig{Client: client, Poller: pp.p, Log: log}), pp
+	pp.rt = proxmox.NewRuntime(proxmox.RuntimeConfig{
+		Client: client, Poller: pp.p, Log: log, LabelPrefix: opt.prefix, AddressWait: opt.pveAddrWait,
+	})
+	return pp.rt, pp
 }

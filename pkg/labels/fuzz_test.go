@@ -110,9 +110,12 @@ func checkSpec(t *testing.T, s labels.Spec, opt labels.Options) {
 	}
 	switch s.StopMethod {
 	case labels.StopMethodStop, labels.StopMethodKill:
-	case labels.StopMethodPause:
-		if s.Proxmox != nil {
-			t.Errorf("pause on Proxmox")
+	case labels.StopMethodPause, labels.StopMethodHibernate:
+		if s.Proxmox != nil && s.Proxmox.Type == labels.GuestLXC {
+			t.Errorf("%s on a Proxmox LXC", s.StopMethod)
+		}
+		if s.StopMethod == labels.StopMethodHibernate && s.Proxmox == nil {
+			t.Errorf("hibernate outside Proxmox")
 		}
 	default:
 		t.Errorf("bad stop method %q", s.StopMethod)

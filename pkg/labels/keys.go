@@ -62,8 +62,9 @@ const (
 	// Example: sleeper.idle_timeout=1h30m
 	KeyIdleTimeout = "idle_timeout"
 
-	// KeyStopMethod is how the container is put to sleep. Type: stop, pause
-	// or kill (any case); pause is rejected for Proxmox LXC. Default: stop.
+	// KeyStopMethod is how the container is put to sleep. Type: stop, pause,
+	// kill or hibernate (any case); hibernate is for Proxmox VMs only, and
+	// pause and hibernate are rejected for Proxmox LXC. Default: stop.
 	// Example: sleeper.stop_method=pause
 	KeyStopMethod = "stop_method"
 
@@ -136,6 +137,12 @@ const (
 	// 1..999999999 (PVE itself allocates 100 and up). Default: none.
 	// Example: sleeper.proxmox.vmid=101
 	KeyProxmoxVMID = "proxmox.vmid"
+
+	// KeyProxmoxType says what kind of guest the stub configures, to be
+	// explicit: a guest of another type is a config error. Type: lxc or
+	// qemu (any case); needs KeyProxmoxNode. Default: found from the
+	// cluster's resource list. Example: sleeper.proxmox.type=qemu
+	KeyProxmoxType = "proxmox.type"
 )
 
 // knownKeys is every Key* constant once, in the order of README's label
@@ -161,6 +168,7 @@ var knownKeys = [...]string{
 	KeyHealthExec,
 	KeyProxmoxNode,
 	KeyProxmoxVMID,
+	KeyProxmoxType,
 }
 
 // Keys returns every label key sleeper reads, without the prefix, in the order

@@ -35,6 +35,7 @@ var setters = map[string]func(*parser, string){
 	KeyHealthExec:  (*parser).healthExec,
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
+	KeyProxmoxType: (*parser).proxmoxType,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a
@@ -110,8 +111,9 @@ type parser struct {
 	errs   []*Error
 
 	// Parsed halves of the proxmox pair, combined once both are known.
-	node string
-	vmid int
+	node  string
+	vmid  int
+	ptype string
 }
 
 // parse applies the defaults, then every label in key order, then the rules
@@ -180,19 +182,29 @@ func (p *parser) crossCheck() {
 	case p.has(KeyProxmoxVMID) && !p.has(KeyProxmoxNode):
 		p.fail(KeyProxmoxVMID, "needs %s too", p.full(KeyProxmoxNode))
 	case p.node != "" && p.vmid > 0:
-		p.spec.Proxmox = &Proxmox{Node: p.node, VMID: p.vmid}
+		p.spec.Proxmox = &Proxmox{Node: p.node, VMID: p.vmid, Type: p.ptype}
 	}
-	if p.has(KeyProxmoxNode) || p.has(KeyProxmoxVMID) {
-		if p.spec.StopMethod == StopMethodPause {
-			p.fail(KeyStopMethod, "pause is not supported for Proxmox LXC")
+	if p.has(KeyProxmoxType) && !p.has(KeyProxmoxNode) && !p.has(KeyProxmoxVMID) {
+		p.fail(KeyProxmoxType, "needs %s and %s too", p.full(KeyProxmoxNode), p.full(KeyProxmoxVMID))
+	}
+	stub := p.has(KeyProxmoxNode) || p.has(KeyProxmoxVMID)
+	if p.spec.StopMethod == StopMethodHibernate && !stub {
+		p.fail(KeyStopMethod, "hibernate is only for Proxmox virtual machines (%s, %s)",
+			p.full(KeyProxmoxNode), p.full(KeyProxmoxVMID))
+	}
+	if stub {
+		// Without the type label the guest's type is known only to the
+		// provider, which makes the same check against the cluster.
+		if m := p.spec.StopMethod; p.ptype == "lxc" && (m == StopMethodPause || m == StopMethodHibernate) {
+			p.fail(KeyStopMethod, "%s is not supported for Proxmox LXC (only stop and kill)", m)
 		}
 		// PVE's shutdown and stop calls take no signal, and an LXC has no
 		// Docker network: silently ignoring these would hide a mistake.
 		if p.has(KeyStopSignal) {
-			p.fail(KeyStopSignal, "not supported for Proxmox LXC: PVE shutdown and stop take no signal")
+			p.fail(KeyStopSignal, "not supported for Proxmox guests: PVE shutdown and stop take no signal")
 		}
 		if p.has(KeyNetwork) {
-			p.fail(KeyNetwork, "not supported for Proxmox LXC: it has no Docker network")
+			p.fail(KeyNetwork, "not supported for Proxmox guests: they have no Docker network")
 		}
 	}
 	p.checkUpstream()

@@ -20,6 +20,16 @@ const (
 	StopMethodStop  StopMethod = "stop"
 	StopMethodPause StopMethod = "pause"
 	StopMethodKill  StopMethod = "kill"
+	// StopMethodHibernate saves a Proxmox VM's memory to disk and stops it
+	// (PVE's suspend with todisk=1); the next start restores it. Valid only
+	// for stub containers of Proxmox VMs.
+	StopMethodHibernate StopMethod = "hibernate"
+)
+
+// Proxmox guest types, as /cluster/resources names them.
+const (
+	GuestLXC  = "lxc"
+	GuestQEMU = "qemu"
 )
 
 // Protocol is the transport of an L4 stream.
@@ -47,10 +57,13 @@ type Dependency struct {
 	Healthy bool   // ":healthy" suffix: wait for the health check to pass
 }
 
-// Proxmox marks a stub container that configures an LXC guest.
+// Proxmox marks a stub container that configures a Proxmox guest.
 type Proxmox struct {
 	Node string
 	VMID int
+	// Type is GuestLXC or GuestQEMU when sleeper.proxmox.type says so, ""
+	// when the provider is to find it from the cluster.
+	Type string
 }
 
 // Spec is the parsed, validated idle-watch configuration of one container.
@@ -79,7 +92,7 @@ type Spec struct {
 	Network     string   // "" means the first shared network
 	Upstream    *url.URL // nil means derived from the container's addresses
 	HealthExec  bool     // run a health test that names no URL through the engine's exec API
-	Proxmox     *Proxmox // non-nil for a stub container that configures an LXC
+	Proxmox     *Proxmox // non-nil for a stub container that configures a Proxmox guest
 }
 
 // Options carries what parsing needs besides the labels themselves.

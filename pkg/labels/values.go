@@ -139,10 +139,10 @@ func (p *parser) duration(key, v, zeroMeans string) (time.Duration, bool) {
 
 func (p *parser) stopMethod(v string) {
 	switch m := StopMethod(strings.ToLower(v)); m {
-	case StopMethodStop, StopMethodPause, StopMethodKill:
+	case StopMethodStop, StopMethodPause, StopMethodKill, StopMethodHibernate:
 		p.spec.StopMethod = m
 	default:
-		p.fail(KeyStopMethod, "must be stop, pause or kill")
+		p.fail(KeyStopMethod, "must be stop, pause, kill or hibernate")
 	}
 }
 
@@ -340,6 +340,15 @@ func (p *parser) proxmoxVMID(v string) {
 		return
 	}
 	p.vmid = int(n)
+}
+
+func (p *parser) proxmoxType(v string) {
+	switch t := strings.ToLower(v); t {
+	case GuestLXC, GuestQEMU:
+		p.ptype = t
+	default:
+		p.fail(KeyProxmoxType, "must be lxc or qemu")
+	}
 }
 
 // parsePort parses a port 1..65535 in decimal digits only.

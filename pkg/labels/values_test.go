@@ -88,6 +88,14 @@ func TestParseValidLifecycle(t *testing.T) {
 		{"idle_timeout 0 never sleeps", map[string]string{"idle_timeout": "0"}, nil, func(s *labels.Spec) { s.IdleTimeout = 0 }},
 		{"idle_timeout", map[string]string{"idle_timeout": "1h30m"}, nil, func(s *labels.Spec) { s.IdleTimeout = 90 * time.Minute }},
 		{"stop_method pause", map[string]string{"stop_method": "pause"}, nil, func(s *labels.Spec) { s.StopMethod = labels.StopMethodPause }},
+		{"hibernate on a proxmox vm", map[string]string{"stop_method": "Hibernate", "proxmox.node": "pve1", "proxmox.vmid": "120", "proxmox.type": "qemu"}, nil, func(s *labels.Spec) {
+			s.StopMethod = labels.StopMethodHibernate
+			s.Proxmox = &labels.Proxmox{Node: "pve1", VMID: 120, Type: labels.GuestQEMU}
+		}},
+		{"pause on a proxmox guest of unknown type", map[string]string{"stop_method": "pause", "proxmox.node": "pve1", "proxmox.vmid": "120"}, nil, func(s *labels.Spec) {
+			s.StopMethod = labels.StopMethodPause
+			s.Proxmox = &labels.Proxmox{Node: "pve1", VMID: 120}
+		}},
 		{"stop_method any case", map[string]string{"stop_method": "KILL"}, nil, func(s *labels.Spec) { s.StopMethod = labels.StopMethodKill }},
 		{"stop_signal SIGTERM", map[string]string{"stop_signal": "SIGTERM"}, nil, func(s *labels.Spec) { s.StopSignal = "SIGTERM" }},
 		{"stop_signal short", map[string]string{"stop_signal": "term"}, nil, func(s *labels.Spec) { s.StopSignal = "SIGTERM" }},
@@ -216,8 +224,12 @@ func TestParseErrorsLifecycle(t *testing.T) {
 		{"idle_timeout bare number", map[string]string{"idle_timeout": "90"}, "idle_timeout", "add a unit, e.g. 90s"},
 		{"idle_timeout negative", map[string]string{"idle_timeout": "-1s"}, "idle_timeout", "negative"},
 
-		{"stop_method", map[string]string{"stop_method": "sleep"}, "stop_method", "stop, pause or kill"},
-		{"stop_method pause on proxmox", map[string]string{"stop_method": "pause", "proxmox.node": "pve", "proxmox.vmid": "101"}, "stop_method", "pause is not supported for Proxmox LXC"},
+		{"stop_method", map[string]string{"stop_method": "sleep"}, "stop_method", "stop, pause, kill or hibernate"},
+		{"stop_method pause on proxmox lxc", map[string]string{"stop_method": "pause", "proxmox.node": "pve", "proxmox.vmid": "101", "proxmox.type": "lxc"}, "stop_method", "pause is not supported for Proxmox LXC"},
+		{"stop_method hibernate on proxmox lxc", map[string]string{"stop_method": "hibernate", "proxmox.node": "pve", "proxmox.vmid": "101", "proxmox.type": "LXC"}, "stop_method", "hibernate is not supported for Proxmox LXC"},
+		{"stop_method hibernate on docker", map[string]string{"stop_method": "hibernate"}, "stop_method", "only for Proxmox virtual machines"},
+		{"proxmox.type", map[string]string{"proxmox.type": "vm", "proxmox.node": "pve", "proxmox.vmid": "101"}, "proxmox.type", "lxc or qemu"},
+		{"proxmox.type alone", map[string]string{"proxmox.type": "qemu"}, "proxmox.type", "needs sleeper.proxmox.node"},
 
 		{"stop_signal unknown name", map[string]string{"stop_signal": "SIGFOO"}, "stop_signal", "not a signal"},
 		{"stop_signal SIG alone", map[string]string{"stop_signal": "SIG"}, "stop_signal", ""},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
@@ -19,23 +20,46 @@ const (
 	StatusStopped = "stopped"
 )
 
-// Status is the current state of one LXC guest (status/current).
+// Guest types, as /cluster/resources names them.
+const (
+	TypeLXC  = "lxc"
+	TypeQEMU = "qemu"
+)
+
+// Status is the current state of one guest (status/current).
 type Status struct {
 	VMID   int
 	Name   string
 	Status string // StatusRunning or StatusStopped
 	Uptime time.Duration
+	// Lock is the config lock: "backup", "migrate", "suspended" (a VM
+	// hibernated to disk)…; "" when unlocked.
+	Lock string
+	// QMPStatus is a VM's QEMU state: "running", "paused", "stopped"…;
+	// "" for an LXC.
+	QMPStatus string
+	// HA reports whether the HA stack manages the guest.
+	HA bool
 }
 
 // Running reports whether the guest runs.
 func (s Status) Running() bool { return s.Status == StatusRunning }
 
+// Paused reports whether a VM is suspended in memory: it runs, but its
+// QEMU is paused.
+func (s Status) Paused() bool { return s.Running() && s.QMPStatus == "paused" }
+
 // Interface is one network interface of a running LXC guest.
 type Interface struct {
 	Name   string // "eth0"
 	HWAddr string // "bc:24:11:aa:bb:cc"
-	Inet   string // "192.0.2.10/24", empty when it has no IPv4 address
-	Inet6  string // "2001:db8::10/64", empty when it has no IPv6 address
+	// Inet and Inet6 hold only the last address of each family (often a
+	// link-local IPv6 one), as pve-container reports them.
+	Inet  string // "192.0.2.10/24", empty when it has no IPv4 address
+	Inet6 string // "2001:db8::10/64", empty when it has no IPv6 address
+	// Addrs is every address, where the node reports the full list
+	// (newer pve-container); nil on older nodes.
+	Addrs []netip.Addr
 }
 
 // Resource is one guest of the cluster (/cluster/resources?type=vm).
@@ -48,6 +72,8 @@ type Resource struct {
 	Status   string // "running", "stopped", "unknown"…
 	Uptime   time.Duration
 	Template bool
+	Lock     string
+	HAState  string // "started", "stopped"…; "" when not HA-managed
 }
 
 // number decodes a JSON number that PVE may send as a string ("101") or
@@ -89,22 +115,39 @@ func (n number) seconds() time.Duration {
 	return time.Duration(float64(n) * float64(time.Second))
 }
 
-func guestPath(node string, vmid int, rest string) string {
-	return "/nodes/" + url.PathEscape(node) + "/lxc/" + strconv.Itoa(vmid) + rest
+func guestPath(node string, vmid int, rest string) string { return kindPath(TypeLXC, node, vmid, rest) }
+
+func kindPath(kind, node string, vmid int, rest string) string {
+	return "/nodes/" + url.PathEscape(node) + "/" + kind + "/" + strconv.Itoa(vmid) + rest
 }
 
 // Status returns the current state of an LXC guest.
 func (c *Client) Status(ctx context.Context, node string, vmid int) (Status, error) {
+	return c.status(ctx, TypeLXC, node, vmid)
+}
+
+// VMStatus returns the current state of a QEMU VM, with its qmpstatus.
+func (c *Client) VMStatus(ctx context.Context, node string, vmid int) (Status, error) {
+	return c.status(ctx, TypeQEMU, node, vmid)
+}
+
+func (c *Client) status(ctx context.Context, kind, node string, vmid int) (Status, error) {
 	var w struct {
-		VMID   number `json:"vmid"`
-		Name   string `json:"name"`
-		Status string `json:"status"`
-		Uptime number `json:"uptime"`
+		VMID      number `json:"vmid"`
+		Name      string `json:"name"`
+		Status    string `json:"status"`
+		Uptime    number `json:"uptime"`
+		Lock      string `json:"lock"`
+		QMPStatus string `json:"qmpstatus"`
+		HA        struct {
+			Managed number `json:"managed"`
+		} `json:"ha"`
 	}
-	if err := c.get(ctx, guestPath(node, vmid, "/status/current"), nil, &w); err != nil {
+	if err := c.get(ctx, kindPath(kind, node, vmid, "/status/current"), nil, &w); err != nil {
 		return Status{}, err
 	}
-	s := Status{VMID: w.VMID.int(), Name: w.Name, Status: w.Status, Uptime: w.Uptime.seconds()}
+	s := Status{VMID: w.VMID.int(), Name: w.Name, Status: w.Status, Uptime: w.Uptime.seconds(),
+		Lock: w.Lock, QMPStatus: w.QMPStatus, HA: w.HA.Managed != 0}
 	if s.VMID == 0 {
 		s.VMID = vmid
 	}
@@ -114,8 +157,13 @@ func (c *Client) Status(ctx context.Context, node string, vmid int) (Status, err
 // Start starts an LXC guest and returns the task doing it. A guest that
 // runs already fails at once with an error matching ErrAlreadyRunning.
 func (c *Client) Start(ctx context.Context, node string, vmid int) (UPID, error) {
+	return c.action(ctx, TypeLXC, node, vmid, "start", url.Values{})
+}
+
+// action posts status/<what> and returns the task's UPID.
+func (c *Client) action(ctx context.Context, kind, node string, vmid int, what string, form url.Values) (UPID, error) {
 	var upid UPID
-	err := c.post(ctx, guestPath(node, vmid, "/status/start"), url.Values{}, &upid)
+	err := c.post(ctx, kindPath(kind, node, vmid, "/status/"+what), form, &upid)
 	return upid, err
 }
 
@@ -124,20 +172,20 @@ func (c *Client) Start(ctx context.Context, node string, vmid int) (UPID, error)
 // without, the task fails. A stopped guest fails at once with an error
 // matching ErrNotRunning.
 func (c *Client) Shutdown(ctx context.Context, node string, vmid int, timeout time.Duration, forceStop bool) (UPID, error) {
+	return c.shutdown(ctx, TypeLXC, node, vmid, timeout, forceStop)
+}
+
+func (c *Client) shutdown(ctx context.Context, kind, node string, vmid int, timeout time.Duration, forceStop bool) (UPID, error) {
 	form := url.Values{}
 	form.Set("timeout", strconv.Itoa(ceilSeconds(timeout)))
 	form.Set("forceStop", boolForm(forceStop))
-	var upid UPID
-	err := c.post(ctx, guestPath(node, vmid, "/status/shutdown"), form, &upid)
-	return upid, err
+	return c.action(ctx, kind, node, vmid, "shutdown", form)
 }
 
 // Stop kills an LXC guest at once (lxc-stop --kill). A stopped guest fails
 // at once with an error matching ErrNotRunning.
 func (c *Client) Stop(ctx context.Context, node string, vmid int) (UPID, error) {
-	var upid UPID
-	err := c.post(ctx, guestPath(node, vmid, "/status/stop"), url.Values{}, &upid)
-	return upid, err
+	return c.action(ctx, TypeLXC, node, vmid, "stop", url.Values{})
 }
 
 // Interfaces lists the network interfaces of a running LXC guest. It
@@ -148,6 +196,9 @@ func (c *Client) Interfaces(ctx context.Context, node string, vmid int) ([]Inter
 		HWAddr string `json:"hwaddr"`
 		Inet   string `json:"inet"`
 		Inet6  string `json:"inet6"`
+		Addrs  []struct {
+			Addr string `json:"ip-address"`
+		} `json:"ip-addresses"`
 	}
 	if err := c.get(ctx, guestPath(node, vmid, "/interfaces"), nil, &w); err != nil {
 		return nil, err
@@ -157,7 +208,13 @@ func (c *Client) Interfaces(ctx context.Context, node string, vmid int) ([]Inter
 	}
 	out := make([]Interface, 0, len(w))
 	for _, i := range w {
-		out = append(out, Interface(i))
+		ifc := Interface{Name: i.Name, HWAddr: i.HWAddr, Inet: i.Inet, Inet6: i.Inet6}
+		for _, a := range i.Addrs {
+			if ip, ok := parseInet(a.Addr); ok {
+				ifc.Addrs = append(ifc.Addrs, ip)
+			}
+		}
+		out = append(out, ifc)
 	}
 	return out, nil
 }
@@ -174,6 +231,8 @@ func (c *Client) Resources(ctx context.Context) ([]Resource, error) {
 		Status   string `json:"status"`
 		Uptime   number `json:"uptime"`
 		Template number `json:"template"`
+		Lock     string `json:"lock"`
+		HAState  string `json:"hastate"`
 	}
 	if err := c.get(ctx, "/cluster/resources", url.Values{"type": {"vm"}}, &w); err != nil {
 		return nil, err
@@ -183,6 +242,7 @@ func (c *Client) Resources(ctx context.Context) ([]Resource, error) {
 		out = append(out, Resource{
 			ID: r.ID, Type: r.Type, VMID: r.VMID.int(), Node: r.Node, Name: r.Name,
 			Status: r.Status, Uptime: r.Uptime.seconds(), Template: r.Template != 0,
+			Lock: r.Lock, HAState: r.HAState,
 		})
 	}
 	return out, nil

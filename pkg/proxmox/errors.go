@@ -53,7 +53,46 @@ func (e *APIError) Error() string {
 	if e.Message != "" && !strings.Contains(reason, e.Message) {
 		b.WriteString(": " + e.Message)
 	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		// A real node answers every refused token with the same reason
+		// and an empty body: say what the user can check.
+		b.WriteString(" (the API token was refused: check the token id and secret, and that the token has not expired)")
+	case http.StatusForbidden:
+		if p := e.Privilege(); p != "" {
+			fmt.Fprintf(&b, " (the API token lacks the privilege %s on %s)", p, e.permPath())
+		}
+	}
 	return b.String()
+}
+
+// Privilege returns the privilege a 403 names ("Permission check failed
+// (/vms/120, VM.PowerMgmt)"), "" when it names none.
+func (e *APIError) Privilege() string {
+	_, priv := e.permParts()
+	return priv
+}
+
+func (e *APIError) permPath() string {
+	p, _ := e.permParts()
+	return p
+}
+
+func (e *APIError) permParts() (path, priv string) {
+	text := e.Reason + " " + e.Message
+	i := strings.Index(text, "Permission check failed (")
+	if i < 0 {
+		return "", ""
+	}
+	inner, _, ok := strings.Cut(text[i+len("Permission check failed ("):], ")")
+	if !ok {
+		return "", ""
+	}
+	path, priv, ok = strings.Cut(inner, ",")
+	if !ok {
+		return "", strings.TrimSpace(path)
+	}
+	return strings.TrimSpace(path), strings.TrimSpace(priv)
 }
 
 // Is lets errors.Is match the package's sentinels.

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"sleeper/pkg/labels"
 	"sleeper/pkg/watcher"
 )
 
@@ -18,8 +20,9 @@ var (
 	_ watcher.Runtime = (*Guest)(nil)
 )
 
-// ErrPauseUnsupported is returned by Pause and Unpause: PVE's suspend for
-// LXC is experimental (CRIU) and reports the guest stopped afterwards.
+// ErrPauseUnsupported is returned by Pause and Unpause of an LXC: PVE's
+// suspend for LXC is experimental (CRIU) and reports the guest stopped
+// afterwards. VMs pause.
 var ErrPauseUnsupported = errors.New("pause is not supported for Proxmox LXC")
 
 // NetworkName is the name of the one network an inspected guest is on, so
@@ -30,6 +33,15 @@ const NetworkName = "lxc"
 const (
 	DefaultAddressWait     = 15 * time.Second
 	defaultShutdownTimeout = 10 * time.Second
+	// DefaultHAWait is how long a stop of an HA-managed guest may take
+	// after its hastop task ended: the HA manager acts on a 10 s loop.
+	DefaultHAWait = 25 * time.Second
+	// shutdownSlack is how long a shutdown task may outlive its timeout:
+	// with forceStop PVE kills the guest at the timeout in the same task.
+	shutdownSlack = 15 * time.Second
+	// killSlack bounds the wait for a guest to show stopped after a stop
+	// or hibernate task.
+	killSlack = 30 * time.Second
 	// startedAtSlack absorbs the jitter of "now − uptime": PVE's uptime is
 	// whole seconds, and calls take time. A new run is further off than this.
 	startedAtSlack = 3 * time.Second
@@ -47,6 +59,16 @@ type RuntimeConfig struct {
 	// upstream right after Start. DefaultAddressWait when zero; negative
 	// does not wait.
 	AddressWait time.Duration
+	// HAWait bounds how long a stop of an HA-managed guest waits, after
+	// its hastop task, for the HA manager to stop it. DefaultHAWait when
+	// zero.
+	HAWait time.Duration
+	// LabelPrefix is the stub labels' prefix, for config errors that name
+	// a label; labels.DefaultPrefix when empty.
+	LabelPrefix string
+	// Stubs lists the stub containers of a guest (their type, stop method
+	// and whether they set an upstream); SetStubs may set it later.
+	Stubs StubsFunc
 }
 
 // Runtime drives the LXC guests of one PVE cluster. It implements
@@ -57,6 +79,13 @@ type Runtime struct {
 	poller   *Poller
 	log      *slog.Logger
 	addrWait time.Duration
+
+	haWait time.Duration
+	prefix string
+	stubs  atomic.Pointer[StubsFunc]
+	// noInterfaces is set once a node answered 501 for /interfaces
+	// (pve-container before 5.0.6): config addresses are read instead.
+	noInterfaces atomic.Bool
 
 	mu   sync.Mutex
 	runs map[guestKey]*run
@@ -83,22 +112,57 @@ func NewRuntime(cfg RuntimeConfig) *Runtime {
 	if cfg.AddressWait == 0 {
 		cfg.AddressWait = DefaultAddressWait
 	}
-	return &Runtime{
+	if cfg.HAWait <= 0 {
+		cfg.HAWait = DefaultHAWait
+	}
+	if cfg.LabelPrefix == "" {
+		cfg.LabelPrefix = labels.DefaultPrefix
+	}
+	r := &Runtime{
 		client:   cfg.Client,
 		poller:   cfg.Poller,
 		log:      cfg.Log,
 		addrWait: cfg.AddressWait,
+		haWait:   cfg.HAWait,
+		prefix:   cfg.LabelPrefix,
 		runs:     map[guestKey]*run{},
 	}
+	if cfg.Stubs != nil {
+		r.SetStubs(cfg.Stubs)
+	}
+	return r
 }
 
-// GuestID returns the container ID the watcher knows a guest by, as
-// inspected: "lxc/<node>/<vmid>".
+// SetStubs sets how the runtime learns what the stub containers of a guest
+// ask (built after the runtime, by whoever holds the registry).
+func (r *Runtime) SetStubs(f StubsFunc) { r.stubs.Store(&f) }
+
+// label is a label key with its prefix.
+func (r *Runtime) label(key string) string { return r.prefix + "." + key }
+
+// stopWait is how long a guest may take to show stopped after its task:
+// an hastop task only asks the HA manager.
+func (r *Runtime) stopWait(upid UPID) time.Duration {
+	if upid.viaHA() {
+		return r.haWait
+	}
+	return 5 * time.Second
+}
+
+// GuestID returns the container ID the watcher knows an LXC by, as
+// inspected: "lxc/<node>/<vmid>", node being the label's.
 func GuestID(node string, vmid int) string { return "lxc/" + node + "/" + strconv.Itoa(vmid) }
 
-// ParseGuestID is the inverse of GuestID.
+// VMID returns the container ID the watcher knows a QEMU VM by:
+// "qemu/<node>/<vmid>".
+func VMID(node string, vmid int) string { return "qemu/" + node + "/" + strconv.Itoa(vmid) }
+
+// ParseGuestID is the inverse of GuestID and VMID.
 func ParseGuestID(id string) (node string, vmid int, err error) {
 	rest, ok := strings.CutPrefix(id, "lxc/")
+	if !ok {
+		rest, ok = strings.CutPrefix(id, "qemu/")
+	}
 	i := strings.LastIndexByte(rest, '/')
 	if !ok || i <= 0 {
 		return "", 0, fmt.Errorf("%q is not a proxmox guest id (lxc/<node>/<vmid>)", id)
@@ -116,7 +180,7 @@ func ParseGuestID(id string) (node string, vmid int, err error) {
 func (r *Runtime) For(node string, vmid int) watcher.Runtime { return r.guest(node, vmid) }
 
 func (r *Runtime) guest(node string, vmid int) *Guest {
-	return &Guest{rt: r, node: node, vmid: vmid, log: r.log.With("node", node, "vmid", vmid)}
+	return &Guest{rt: r, label: node, node: node, vmid: vmid, log: r.log.With("node", node, "vmid", vmid)}
 }
 
 func (r *Runtime) byID(id string) (*Guest, error) {
@@ -179,14 +243,6 @@ func (r *Runtime) Inspect(ctx context.Context, ref string) (watcher.Container, e
 		return watcher.Container{}, err
 	}
 	return g.Inspect(ctx, ref)
-}
-
-// fast holds the poller in fast mode until the returned func is called.
-func (r *Runtime) fast() func() {
-	if r.poller == nil {
-		return func() {}
-	}
-	return r.poller.Fast()
 }
 
 // observe records a status and returns the StartedAt and FinishedAt to

@@ -30,9 +30,12 @@ type PollerConfig struct {
 }
 
 // Poller stands in for the event stream PVE does not have: it lists every
-// guest's status with /cluster/resources once per interval, and faster
-// while anyone holds Fast, so that LXCs started or stopped in the PVE UI
-// are noticed. Run owns the only goroutine.
+// guest's status (LXC and VM) with /cluster/resources once per interval, so
+// that guests started or stopped in the PVE UI are noticed. PVE refreshes
+// that list only every 10 s (pvestatd), so sleeper's own starts and stops
+// do not poll it faster: they watch the guest's live status/current
+// instead. Fast remains for callers that want it. Run owns the only
+// goroutine.
 type Poller struct {
 	cfg  PollerConfig
 	log  *slog.Logger
@@ -147,14 +150,23 @@ func (p *Poller) poll(ctx context.Context) {
 		}
 		return
 	}
-	now := make(map[guestKey]seen, len(res))
-	for _, r := range res {
-		if r.Type == "lxc" && r.Node != "" && r.VMID > 0 {
-			now[guestKey{r.Node, r.VMID}] = seen{r.Status, r.Uptime}
-		}
-	}
 	p.mu.Lock()
 	prev, synced, recovered := p.last, p.synced, p.failed
+	p.mu.Unlock()
+	now := make(map[guestKey]seen, len(res))
+	for _, r := range res {
+		if (r.Type != TypeLXC && r.Type != TypeQEMU) || r.Node == "" || r.VMID <= 0 || r.Template {
+			continue
+		}
+		s := seen{r.Status, r.Uptime}
+		if old, ok := prev[guestKey{r.Node, r.VMID}]; ok && r.Status == "unknown" {
+			// The node's stats are missing (offline, or pvestatd late):
+			// no news of the guest, not a change.
+			s = old
+		}
+		now[guestKey{r.Node, r.VMID}] = s
+	}
+	p.mu.Lock()
 	p.last, p.synced, p.failed = now, true, false
 	p.mu.Unlock()
 	if recovered {

@@ -141,3 +141,10 @@ func poll(ctx context.Context, first, last time.Duration, check func() (bool, er
 		delay = min(delay*2, last)
 	}
 }
+
+// viaHA reports whether the task only asked the HA manager (hastart,
+// hastop), which acts on its own loop after the task ends.
+func (u UPID) viaHA() bool {
+	info, err := u.Parse()
+	return err == nil && strings.HasPrefix(info.Type, "ha")
+}

@@ -43,16 +43,21 @@ const (
 	EndpointInterfaces = "interfaces"
 	EndpointTaskStatus = "tasks/status"
 	EndpointResources  = "cluster/resources"
+	EndpointConfig     = "config"
+	EndpointSuspend    = "status/suspend"
+	EndpointResume     = "status/resume"
+	EndpointAgent      = "agent/network-get-interfaces"
 	// EndpointUnauthorized counts the calls refused for their token, on
 	// top of their own endpoint's count.
 	EndpointUnauthorized = "unauthorized"
 )
 
-// Guest describes an LXC guest to the hooks.
+// Guest describes a guest (LXC or VM) to the hooks.
 type Guest struct {
 	Node string
 	VMID int
 	Name string
+	Type string     // "lxc" or "qemu"
 	Addr netip.Addr // eth0's address while it runs
 }
 
@@ -90,6 +95,13 @@ type Server struct {
 	forms  map[string]url.Values
 	pid    int
 	closed bool
+	timers []*time.Timer // pending HA actions
+	real   RealNode
+	denied map[string]string // endpoint → missing privilege (403)
+	// The /cluster/resources answer as of the last refresh, when
+	// RealNode.ResourcesRefresh makes it stale.
+	snapshot   []map[string]any
+	snapshotAt time.Time
 }
 
 type guestKey struct {
@@ -103,16 +115,26 @@ type guest struct {
 	vmid         int
 	name         string
 	addr         netip.Addr
+	extra        []netip.Addr // more addresses of eth0, after addr
 	running      bool
 	startedAt    time.Time
 	failStart    string
 	hangShutdown bool
+	ha           bool   // managed by the HA stack: start and stop go through it
+	lock         string // "backup", "migrate", "suspended" (a hibernated VM)…
+	resStatus    string // what /cluster/resources says instead, e.g. "unknown"
+	paused       bool   // a VM suspended in memory: running, qmpstatus paused
+	agent        bool   // a VM whose guest agent runs (after agentDelay)
+	agentDelay   time.Duration
+	dhcp         bool // the config says ip=dhcp instead of the address
 	// power serializes state transitions with their hooks, so that two
 	// tasks finishing together never start the app twice.
 	power sync.Mutex
 }
 
-func (g *guest) info() Guest { return Guest{Node: g.node, VMID: g.vmid, Name: g.name, Addr: g.addr} }
+func (g *guest) info() Guest {
+	return Guest{Node: g.node, VMID: g.vmid, Name: g.name, Type: g.kind, Addr: g.addr}
+}
 
 // New starts a fake PVE API on a loopback port with httptest's certificate.
 func New(cfg Config) *Server {
@@ -135,6 +157,7 @@ func New(cfg Config) *Server {
 		tasks:  map[string]*task{},
 		calls:  map[string]int{},
 		forms:  map[string]url.Values{},
+		denied: map[string]string{},
 	}
 	s.srv = httptest.NewUnstartedServer(s.routes())
 	// A client that rejects the certificate (a fingerprint test) makes the
@@ -156,6 +179,11 @@ func (s *Server) Close() {
 	close(s.done)
 	for _, t := range s.tasks {
 		if t.timer != nil && t.timer.Stop() {
+			s.wg.Done()
+		}
+	}
+	for _, t := range s.timers {
+		if t.Stop() {
 			s.wg.Done()
 		}
 	}
@@ -207,10 +235,27 @@ func (s *Server) AddLXC(node string, vmid int, name string, addr netip.Addr) {
 	s.add(&guest{kind: "lxc", node: node, vmid: vmid, name: name, addr: addr})
 }
 
-// AddQEMU adds a stopped QEMU guest. It only shows in the cluster resource
-// list: sleeper drives LXC guests only.
+// AddQEMU adds a stopped QEMU VM without an address or a guest agent.
 func (s *Server) AddQEMU(node string, vmid int, name string) {
 	s.add(&guest{kind: "qemu", node: node, vmid: vmid, name: name})
+}
+
+// VM describes a QEMU VM for AddVM.
+type VM struct {
+	Name string
+	// Addr is the address the guest agent reports while the VM runs.
+	Addr netip.Addr
+	// NoAgent leaves the guest agent out: its calls always fail.
+	NoAgent bool
+	// AgentDelay is how long after a start the agent begins to answer (the
+	// guest boots first).
+	AgentDelay time.Duration
+}
+
+// AddVM adds a stopped QEMU VM.
+func (s *Server) AddVM(node string, vmid int, vm VM) {
+	s.add(&guest{kind: "qemu", node: node, vmid: vmid, name: vm.Name, addr: vm.Addr,
+		agent: !vm.NoAgent, agentDelay: vm.AgentDelay})
 }
 
 func (s *Server) add(g *guest) {
@@ -267,7 +312,8 @@ func (s *Server) HangShutdown(node string, vmid int, hang bool) {
 	g.hangShutdown = hang
 }
 
-// Status returns "running" or "stopped", or "" for an unknown guest.
+// Status returns "running", "paused" (a VM suspended in memory) or
+// "stopped", or "" for an unknown guest.
 func (s *Server) Status(node string, vmid int) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -275,6 +321,8 @@ func (s *Server) Status(node string, vmid int) string {
 	switch {
 	case g == nil:
 		return ""
+	case g.running && g.paused:
+		return "paused"
 	case g.running:
 		return "running"
 	default:
@@ -319,9 +367,12 @@ func (s *Server) transition(g *guest, running bool) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g.running = running
+	g.running, g.paused = running, false
 	if running {
 		g.startedAt = time.Now()
+		if g.lock == "suspended" {
+			g.lock = "" // a hibernated VM's start restores it
+		}
 	}
 	return nil
 }

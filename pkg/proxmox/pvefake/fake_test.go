@@ -58,7 +58,7 @@ func TestRawAnswers(t *testing.T) {
 		status             string
 		body               string // a substring
 	}{
-		{"no token", "GET", "/cluster/resources", false, "401 No ticket", `{"data":null}`},
+		{"no token", "GET", "/cluster/resources", false, "401 Authentication failed!", ""},
 		{"already running", "POST", "/nodes/pve1/lxc/101/status/start", true, "500 CT 101 already running",
 			`"message":"CT 101 already running\n"`},
 		{"not running", "POST", "/nodes/pve1/lxc/102/status/stop", true, "500 CT 102 not running", `"message"`},
@@ -70,7 +70,10 @@ func TestRawAnswers(t *testing.T) {
 			"400 Parameter verification failed.", `"errors":{"upid":"no such task"}`},
 		{"interfaces while stopped", "GET", "/nodes/pve1/lxc/102/interfaces", true, "200 OK", `{"data":null}`},
 		{"interfaces while running", "GET", "/nodes/pve1/lxc/101/interfaces", true, "200 OK", `"inet":"127.0.0.2/24"`},
-		{"unknown endpoint", "GET", "/nodes/pve1/qemu/101/status/current", true, "501 Method 'GET", ""},
+		{"unknown endpoint", "GET", "/nodes/pve1/qemu/101/agent/ping", true, "501 Method 'GET", ""},
+		{"lxc as qemu", "GET", "/nodes/pve1/qemu/101/status/current", true,
+			"500 Configuration file 'nodes/pve1/qemu-server/101.conf' does not exist", ""},
+		{"lxc config", "GET", "/nodes/pve1/lxc/101/config", true, "200 OK", `ip=127.0.0.2/24`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

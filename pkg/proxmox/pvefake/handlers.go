@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -19,11 +20,18 @@ type handler func(w http.ResponseWriter, r *http.Request, user string)
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET "+api+"/nodes/{node}/lxc/{vmid}/status/current", s.endpoint(EndpointCurrent, s.current))
-	mux.Handle("POST "+api+"/nodes/{node}/lxc/{vmid}/status/start", s.endpoint(EndpointStart, s.start))
-	mux.Handle("POST "+api+"/nodes/{node}/lxc/{vmid}/status/shutdown", s.endpoint(EndpointShutdown, s.shutdown))
-	mux.Handle("POST "+api+"/nodes/{node}/lxc/{vmid}/status/stop", s.endpoint(EndpointStop, s.stop))
+	for _, kind := range []string{"lxc", "qemu"} {
+		base := api + "/nodes/{node}/" + kind + "/{vmid}/"
+		mux.Handle("GET "+base+"status/current", s.endpoint(EndpointCurrent, s.current))
+		mux.Handle("POST "+base+"status/start", s.endpoint(EndpointStart, s.start))
+		mux.Handle("POST "+base+"status/shutdown", s.endpoint(EndpointShutdown, s.shutdown))
+		mux.Handle("POST "+base+"status/stop", s.endpoint(EndpointStop, s.stop))
+	}
 	mux.Handle("GET "+api+"/nodes/{node}/lxc/{vmid}/interfaces", s.endpoint(EndpointInterfaces, s.interfaces))
+	mux.Handle("GET "+api+"/nodes/{node}/lxc/{vmid}/config", s.endpoint(EndpointConfig, s.config))
+	mux.Handle("POST "+api+"/nodes/{node}/qemu/{vmid}/status/suspend", s.endpoint(EndpointSuspend, s.suspend))
+	mux.Handle("POST "+api+"/nodes/{node}/qemu/{vmid}/status/resume", s.endpoint(EndpointResume, s.resume))
+	mux.Handle("GET "+api+"/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces", s.endpoint(EndpointAgent, s.agentInterfaces))
 	mux.Handle("GET "+api+"/nodes/{node}/tasks/{upid}/status", s.endpoint(EndpointTaskStatus, s.taskStatus))
 	mux.Handle("GET "+api+"/cluster/resources", s.endpoint(EndpointResources, s.resources))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +42,9 @@ func (s *Server) routes() http.Handler {
 }
 
 // endpoint counts the call, then checks the token as pveproxy does: a call
-// without a valid one waits UnauthorizedDelay and gets a 401.
+// without a valid one waits UnauthorizedDelay and gets a 401 whose reason is
+// always "Authentication failed!" and whose body is empty (pve-http-server
+// tells a client nothing of why). Then the privilege, as Deny says.
 func (s *Server) endpoint(name string, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -53,7 +63,15 @@ func (s *Server) endpoint(name string, h handler) http.Handler {
 				return
 			case <-s.done:
 			}
-			writeStatus(w, http.StatusUnauthorized, reason, map[string]any{"data": nil})
+			writeStatus(w, http.StatusUnauthorized, "Authentication failed!", nil)
+			return
+		}
+		s.mu.Lock()
+		priv := s.denied[name]
+		s.mu.Unlock()
+		if priv != "" {
+			writeStatus(w, http.StatusForbidden, fmt.Sprintf("Permission check failed (/vms/%s, %s)", r.PathValue("vmid"), priv),
+				map[string]any{"data": nil})
 			return
 		}
 		h(w, r, user)
@@ -94,8 +112,13 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*guest, bool) {
 		writeGuestError(w, fmt.Sprintf("hostname lookup '%s' failed - failed to get address info for: %s: Name or service not known", node, node))
 		return nil, false
 	}
-	if g == nil || g.kind != "lxc" {
-		writeGuestError(w, fmt.Sprintf("Configuration file 'nodes/%s/lxc/%d.conf' does not exist", node, vmid))
+	kind := "lxc"
+	if strings.Contains(r.URL.Path, "/qemu/") {
+		kind = "qemu"
+	}
+	if g == nil || g.kind != kind {
+		dir := map[string]string{"lxc": "lxc", "qemu": "qemu-server"}[kind]
+		writeGuestError(w, fmt.Sprintf("Configuration file 'nodes/%s/%s/%d.conf' does not exist", node, dir, vmid))
 		return nil, false
 	}
 	return g, true
@@ -118,15 +141,29 @@ func (s *Server) current(w http.ResponseWriter, r *http.Request, _ string) {
 	s.mu.Lock()
 	now := time.Now()
 	st := map[string]any{
-		"vmid": g.vmid, "name": g.name, "status": "stopped", "uptime": g.uptime(now), "type": "lxc",
+		"vmid": g.vmid, "name": g.name, "status": "stopped", "uptime": g.uptime(now), "type": g.kind,
 		"cpus": 1, "maxmem": 512 << 20, "mem": 0, "maxswap": 512 << 20, "swap": 0,
 		"maxdisk": 8 << 30, "disk": 1 << 30, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
 		"ha": map[string]any{"managed": 0},
+	}
+	if g.ha {
+		st["ha"] = map[string]any{"managed": 1, "state": "started", "group": ""}
+	}
+	if g.lock != "" {
+		st["lock"] = g.lock
 	}
 	if g.running {
 		st["status"] = "running"
 		st["mem"] = 64 << 20
 		st["pid"] = 40000 + g.vmid
+	}
+	if g.kind == "qemu" {
+		delete(st, "type")
+		st["qmpstatus"] = st["status"]
+		if g.running && g.paused {
+			st["qmpstatus"] = "paused"
+		}
+		st["agent"] = map[bool]int{true: 1, false: 0}[g.agent]
 	}
 	s.mu.Unlock()
 	writeData(w, st)
@@ -144,11 +181,21 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, user string) {
 	s.mu.Lock()
 	if g.running {
 		s.mu.Unlock()
-		writeGuestError(w, fmt.Sprintf("CT %d already running", g.vmid))
+		writeGuestError(w, fmt.Sprintf("%s %d already running", g.kindWord(), g.vmid))
+		return
+	}
+	if g.lock != "" && !(g.kind == "qemu" && g.lock == "suspended") {
+		s.mu.Unlock()
+		writeGuestError(w, fmt.Sprintf("%s %d is locked (%s)", g.kindWord(), g.vmid, g.lock))
 		return
 	}
 	s.forms[EndpointStart] = form
-	upid := s.startTaskLocked(g.node, "vzstart", g.vmid, user, s.startWork(g))
+	var upid string
+	if g.ha {
+		upid = s.startTaskLocked(g.node, "hastart", g.vmid, user, s.haWork(g, true))
+	} else {
+		upid = s.startTaskLocked(g.node, g.taskType("start"), g.vmid, user, s.startWork(g))
+	}
 	s.mu.Unlock()
 	writeData(w, upid)
 }
@@ -170,11 +217,17 @@ func (s *Server) shutdown(w http.ResponseWriter, r *http.Request, user string) {
 	s.mu.Lock()
 	if !g.running {
 		s.mu.Unlock()
-		writeGuestError(w, fmt.Sprintf("CT %d not running", g.vmid))
+		writeGuestError(w, fmt.Sprintf("%s %d not running", g.kindWord(), g.vmid))
 		return
 	}
 	s.forms[EndpointShutdown] = form
-	upid := s.startTaskLocked(g.node, "vzshutdown", g.vmid, user, s.shutdownWork(g, timeout, force))
+	var upid string
+	if g.ha {
+		upid = s.startTaskLocked(g.node, "hastop", g.vmid, user, s.haWork(g, false))
+	} else {
+		upid = s.startTaskForLocked(g.node, g.taskType("shutdown"), g.vmid, user,
+			s.shutdownTiming(g, timeout, force), s.shutdownWork(g, timeout, force))
+	}
 	s.mu.Unlock()
 	writeData(w, upid)
 }
@@ -222,11 +275,16 @@ func (s *Server) stop(w http.ResponseWriter, r *http.Request, user string) {
 	s.mu.Lock()
 	if !g.running {
 		s.mu.Unlock()
-		writeGuestError(w, fmt.Sprintf("CT %d not running", g.vmid))
+		writeGuestError(w, fmt.Sprintf("%s %d not running", g.kindWord(), g.vmid))
 		return
 	}
 	s.forms[EndpointStop] = form
-	upid := s.startTaskLocked(g.node, "vzstop", g.vmid, user, s.stopWork(g))
+	var upid string
+	if g.ha {
+		upid = s.startTaskLocked(g.node, "hastop", g.vmid, user, s.haWork(g, false))
+	} else {
+		upid = s.startTaskLocked(g.node, g.taskType("stop"), g.vmid, user, s.stopWork(g))
+	}
 	s.mu.Unlock()
 	writeData(w, upid)
 }
@@ -237,25 +295,70 @@ func (s *Server) interfaces(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	s.mu.Lock()
-	running, addr, vmid := g.running, g.addr, g.vmid
+	running, vmid, real := g.running, g.vmid, s.real
+	addrs := append([]netip.Addr{g.addr}, g.extra...)
+	if time.Since(g.startedAt) < real.AddressDelay {
+		addrs = nil
+	}
 	s.mu.Unlock()
+	if real.NoInterfaces {
+		writeStatus(w, http.StatusNotImplemented, fmt.Sprintf("Method 'GET %s' not implemented", strings.TrimPrefix(r.URL.Path, api)),
+			map[string]any{"data": nil})
+		return
+	}
 	if !running {
 		writeData(w, nil) // PVE answers {"data": null} for a stopped guest
 		return
 	}
 	mac := fmt.Sprintf("bc:24:11:%02x:%02x:%02x", (vmid>>16)&0xff, (vmid>>8)&0xff, vmid&0xff)
-	eth0 := map[string]any{"name": "eth0", "hwaddr": mac, "inet6": fmt.Sprintf("fe80::be24:11ff:fe%02x:%02x%02x/64",
-		(vmid>>16)&0xff, (vmid>>8)&0xff, vmid&0xff)}
-	switch {
-	case addr.Is4():
-		eth0["inet"] = addr.String() + "/24"
-	case addr.Is6():
-		eth0["inet6"] = addr.String() + "/64"
+	// The kernel lists the link-local address last: on a node that keeps
+	// only the last one of each family, inet6 is the link-local one.
+	addrs = append(addrs, netip.MustParseAddr(fmt.Sprintf("fe80::be24:11ff:fe%02x:%02x%02x",
+		(vmid>>16)&0xff, (vmid>>8)&0xff, vmid&0xff)))
+	eth0 := map[string]any{"name": "eth0", "hwaddr": mac}
+	var list []map[string]any
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		fam, bits := "inet", 24
+		if a.Is6() {
+			fam, bits = "inet6", 64
+		}
+		eth0[fam] = fmt.Sprintf("%s/%d", a, bits)
+		list = append(list, map[string]any{"ip-address": a.String(), "ip-address-type": fam, "prefix": bits})
+	}
+	if !real.LastAddressOnly {
+		eth0["ip-addresses"] = list
 	}
 	writeData(w, []map[string]any{
 		{"name": "lo", "hwaddr": "00:00:00:00:00:00", "inet": "127.0.0.1/8", "inet6": "::1/128"},
 		eth0,
 	})
+}
+
+// config answers an LXC's configuration: its static address lives in net0.
+func (s *Server) config(w http.ResponseWriter, r *http.Request, _ string) {
+	g, ok := s.lookup(w, r)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	net0 := fmt.Sprintf("name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:%02X", g.vmid&0xff)
+	switch {
+	case g.dhcp:
+		net0 += ",ip=dhcp"
+	case g.addr.Is4():
+		net0 += ",ip=" + g.addr.String() + "/24"
+	case g.addr.Is6():
+		net0 += ",ip6=" + g.addr.String() + "/64"
+	}
+	cfg := map[string]any{"hostname": g.name, "memory": 512, "net0": net0 + ",type=veth", "digest": "0123abcd"}
+	if g.lock != "" {
+		cfg["lock"] = g.lock
+	}
+	writeData(w, cfg)
 }
 
 func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request, _ string) {
@@ -276,9 +379,25 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request, _ string) {
 
 func (s *Server) resources(w http.ResponseWriter, r *http.Request, _ string) {
 	typ := r.URL.Query().Get("type")
+	s.mu.Lock()
+	if every := s.real.ResourcesRefresh; every > 0 && typ == "vm" {
+		if s.snapshot == nil || time.Since(s.snapshotAt) >= every {
+			s.snapshot, s.snapshotAt = s.resourcesLocked(typ), time.Now()
+		}
+		out := s.snapshot
+		s.mu.Unlock()
+		writeData(w, out)
+		return
+	}
+	out := s.resourcesLocked(typ)
+	s.mu.Unlock()
+	writeData(w, out)
+}
+
+// resourcesLocked lists the cluster's resources. Callers hold s.mu.
+func (s *Server) resourcesLocked(typ string) []map[string]any {
 	now := time.Now()
 	var out []map[string]any
-	s.mu.Lock()
 	nodes := map[string]bool{}
 	for _, g := range s.guests {
 		nodes[g.node] = true
@@ -289,13 +408,22 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request, _ string) {
 		if g.running {
 			status = "running"
 		}
-		out = append(out, map[string]any{
+		if g.resStatus != "" {
+			status = g.resStatus
+		}
+		m := map[string]any{
 			"id": fmt.Sprintf("%s/%d", g.kind, g.vmid), "type": g.kind, "vmid": g.vmid, "node": g.node,
 			"name": g.name, "status": status, "uptime": g.uptime(now), "template": 0,
 			"maxmem": 512 << 20, "maxdisk": 8 << 30, "maxcpu": 1,
-		})
+		}
+		if g.lock != "" {
+			m["lock"] = g.lock
+		}
+		if g.ha {
+			m["hastate"] = map[bool]string{true: "started", false: "stopped"}[g.running]
+		}
+		out = append(out, m)
 	}
-	s.mu.Unlock()
 	if typ == "" || typ == "node" {
 		for n := range nodes {
 			out = append(out, map[string]any{"id": "node/" + n, "type": "node", "node": n, "status": "online"})
@@ -305,7 +433,7 @@ func (s *Server) resources(w http.ResponseWriter, r *http.Request, _ string) {
 	if out == nil {
 		out = []map[string]any{}
 	}
-	writeData(w, out)
+	return out
 }
 
 // readParams reads a POST's parameters, form-encoded as the PVE UI sends
@@ -364,7 +492,10 @@ func writeParamError(w http.ResponseWriter, errs map[string]string) {
 // net/http always writes the standard phrase, so the connection is taken
 // over and the response written by hand (HTTP/1.1, as pveproxy speaks).
 func writeStatus(w http.ResponseWriter, code int, reason string, body any) {
-	b, _ := json.Marshal(body)
+	var b []byte
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
 	reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
 	hj, ok := w.(http.Hijacker)
 	if !ok {

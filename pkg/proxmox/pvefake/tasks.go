@@ -23,8 +23,28 @@ type task struct {
 	timer   *time.Timer
 }
 
-// startTaskLocked creates a task and schedules its work. Callers hold s.mu.
+// startTaskLocked creates a task that runs for TaskDelay and schedules its
+// work. Callers hold s.mu.
 func (s *Server) startTaskLocked(node, typ string, vmid int, user string, work func() string) string {
+	return s.startTaskForLocked(node, typ, vmid, user, s.cfg.TaskDelay, work)
+}
+
+// afterLocked runs fn after delay, unless the server closes first: what the
+// HA manager does on its own loop. Callers hold s.mu.
+func (s *Server) afterLocked(delay time.Duration, fn func()) {
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	s.timers = append(s.timers, time.AfterFunc(delay, func() {
+		defer s.wg.Done()
+		fn()
+	}))
+}
+
+// startTaskForLocked is startTaskLocked with a delay of its own (negative:
+// at once). Callers hold s.mu.
+func (s *Server) startTaskForLocked(node, typ string, vmid int, user string, delay time.Duration, work func() string) string {
 	s.pid++
 	now := time.Now()
 	t := &task{
@@ -48,10 +68,10 @@ func (s *Server) startTaskLocked(node, typ string, vmid int, user string, work f
 		return t.upid // a closed server finishes nothing
 	}
 	s.wg.Add(1)
-	if s.cfg.TaskDelay < 0 {
+	if delay < 0 {
 		go finish()
 	} else {
-		t.timer = time.AfterFunc(s.cfg.TaskDelay, finish)
+		t.timer = time.AfterFunc(delay, finish)
 	}
 	return t.upid
 }
@@ -75,6 +95,22 @@ func (t *task) json() map[string]any {
 	return m
 }
 
+// kindWord is how PVE names a guest in its messages: CT or VM.
+func (g *guest) kindWord() string {
+	if g.kind == "qemu" {
+		return "VM"
+	}
+	return "CT"
+}
+
+// taskType is PVE's task type of an action on the guest: vzstart, qmstart…
+func (g *guest) taskType(action string) string {
+	if g.kind == "qemu" {
+		return "qm" + action
+	}
+	return "vz" + action
+}
+
 func (s *Server) startWork(g *guest) func() string {
 	return func() string {
 		s.mu.Lock()
@@ -84,10 +120,24 @@ func (s *Server) startWork(g *guest) func() string {
 			return fail
 		}
 		if err := s.transition(g, true); err != nil {
-			return fmt.Sprintf("startup for container '%d' failed: %v", g.vmid, err)
+			return fmt.Sprintf("startup for %s '%d' failed: %v", map[string]string{"lxc": "container", "qemu": "VM"}[g.kind], g.vmid, err)
 		}
 		return "OK"
 	}
+}
+
+// shutdownTiming is how long a shutdown task runs: a guest that ignores
+// the shutdown keeps lxc-stop --nokill busy for the timeout and PVE waits
+// timeout+5 s more before failing (2T+5), unless forceStop kills it at T.
+func (s *Server) shutdownTiming(g *guest, timeout int, force bool) time.Duration {
+	sec := s.real.Second
+	if sec <= 0 || !g.hangShutdown {
+		return s.cfg.TaskDelay
+	}
+	if force {
+		return time.Duration(timeout) * sec
+	}
+	return time.Duration(2*timeout+5) * sec
 }
 
 // shutdownWork mirrors PVE's vm_shutdown: lxc-stop with a timeout, and with
@@ -98,7 +148,10 @@ func (s *Server) shutdownWork(g *guest, timeout int, force bool) func() string {
 		hang := g.hangShutdown
 		s.mu.Unlock()
 		if hang && !force {
-			return fmt.Sprintf("command 'lxc-stop -n %d --timeout %d' failed: exit code 1", g.vmid, timeout)
+			if g.kind == "qemu" {
+				return "VM quit/powerdown failed - got timeout"
+			}
+			return "container did not stop"
 		}
 		_ = s.transition(g, false)
 		if hang {
@@ -111,6 +164,17 @@ func (s *Server) shutdownWork(g *guest, timeout int, force bool) func() string {
 func (s *Server) stopWork(g *guest) func() string {
 	return func() string {
 		_ = s.transition(g, false)
+		return "OK"
+	}
+}
+
+// haWork is an hastart or hastop task: it only sets the HA state; the HA
+// manager moves the guest RealNode.HADelay later.
+func (s *Server) haWork(g *guest, running bool) func() string {
+	return func() string {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.afterLocked(s.real.HADelay, func() { _ = s.transition(g, running) })
 		return "OK"
 	}
 }
