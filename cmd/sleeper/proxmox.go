@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 
 	"sleeper/pkg/proxmox"
-	"sleeper/pkg/watcher"
 )
 
 // pveWiring holds the Proxmox client, its poller and the LXC runtime. The
@@ -49,8 +48,8 @@ func newProxmox(cfg config, log *slog.Logger) (*pveWiring, error) {
 	return p, nil
 }
 
-// runtimes is the registry's view: nil (not configured) when p is nil.
-func (p *pveWiring) runtimes() watcher.GuestRuntimes {
+// guests is what proxmox.Targets drives: nil (not configured) when p is nil.
+func (p *pveWiring) guests() proxmox.Guests {
 	if p == nil {
 		return nil
 	}

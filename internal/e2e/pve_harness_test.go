@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"sleeper/pkg/proxmox"
-	"sleeper/pkg/watcher"
 )
 
 // pvePoller is the stack's Proxmox poller and the callback it reports to,
@@ -23,7 +22,7 @@ func (pp *pvePoller) set(f func(string, int)) { pp.cb.Store(&f) }
 
 // startPVE builds the Proxmox client, runtime and poller against the
 // stack's fake PVE, trusting the fake's certificate through a CA file.
-func startPVE(t *testing.T, opt stackOptions, log *slog.Logger) (watcher.GuestRuntimes, *pvePoller) {
+func startPVE(t *testing.T, opt stackOptions, log *slog.Logger) (proxmox.Guests, *pvePoller) {
 	t.Helper()
 	if opt.pve == nil {
 		return nil, nil

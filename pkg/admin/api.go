@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -20,9 +19,6 @@ import (
 // manage (broken labels, a route another container owns). It is not a
 // watcher state: such a container has no watcher.
 const StateUnmanaged = "unmanaged"
-
-// ProviderDocker is the provider of a container the watcher does not name.
-const ProviderDocker = watcher.ProviderDocker
 
 // Container is one container on the wire (GET /api/containers). It is kept
 // apart from watcher.Info so that the JSON stays stable when the watcher's
@@ -60,7 +56,7 @@ func toContainer(info watcher.Info) Container {
 	c := Container{
 		Name:     info.Name,
 		ID:       info.ID,
-		Provider: cmp.Or(info.Provider, ProviderDocker),
+		Provider: info.Provider,
 		State:    StateUnmanaged,
 		Hosts:    info.Hosts,
 		Error:    info.Error,

@@ -15,10 +15,7 @@ import (
 )
 
 // Compose labels that name a container's project and service.
-const (
-	composeProject = "com.docker.compose.project"
-	composeService = "com.docker.compose.service"
-)
+const ()
 
 // ErrDependencyNotFound means a depends_on entry names no container.
 var ErrDependencyNotFound = errors.New("not found")
@@ -79,7 +76,7 @@ func (r *Registry) resolveEntryLocked(from Container, name string) (string, *ent
 func (r *Registry) serviceEntryLocked(from Container, name string) (string, *entry) {
 	project, service, qualified := strings.Cut(name, "/")
 	if !qualified {
-		project, service = from.Labels[composeProject], name
+		project, service = from.Project, name
 		if project == "" {
 			return "", nil
 		}
@@ -89,7 +86,7 @@ func (r *Registry) serviceEntryLocked(from Container, name string) (string, *ent
 	var bestName string
 	var best *entry
 	for n, e := range r.entries {
-		if e.container.Labels[composeProject] != project || e.container.Labels[composeService] != service {
+		if e.container.Project != project || e.container.Service != service {
 			continue
 		}
 		if best == nil || (e.w != nil && best.w == nil) ||
@@ -135,7 +132,7 @@ func (r *Registry) resolve(ctx context.Context, from Container, d labels.Depende
 				return depTarget{}, err
 			}
 		}
-		project, service = from.Labels[composeProject], d.Name
+		project, service = from.Project, d.Name
 		if project == "" {
 			return depTarget{}, ErrDependencyNotFound
 		}
@@ -436,7 +433,7 @@ func (r *Registry) retryStop(id, after string, attempt int, delay time.Duration)
 func (r *Registry) releaseGone(ws []*Watcher) {
 	rt := r.Routes()
 	for _, w := range ws {
-		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || isStub(w.Spec()) {
+		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || w.workload != "" {
 			continue
 		}
 		name := w.name
