@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"sleeper/pkg/labels"
 	"sleeper/pkg/watcher"
 )
 
@@ -168,14 +166,9 @@ func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 	if w == nil {
 		return
 	}
-	timeout := w.Spec().WakeTimeout
-	if timeout <= 0 {
-		timeout = labels.DefaultWakeTimeout // labels never yield 0; a hand-built spec might
-	}
-	ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, watcher.ErrWakeTimeout)
-	defer cancel()
 	s.log.Info("admin API: wake", "container", w.Name(), "remote_addr", r.RemoteAddr)
-	dur, err := w.Wait(ctx)
+	dur, err := w.Wait(r.Context()) // within wake_timeout, as the proxy waits
+
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left; nobody to answer
@@ -192,9 +185,7 @@ func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 // (SECURITY.md), so the error's first line follows the public reason.
 func writeFailure(rw http.ResponseWriter, w *watcher.Watcher, err error) {
 	a := w.Answer(err)
-	if a.RetryAfter > 0 {
-		rw.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
-	}
+	a.SetHeader(rw.Header())
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]

@@ -419,7 +419,7 @@ func (w *Watcher) Info() Info {
 		info.LastWake = w.lastWake.dur
 		if w.lastWake.err != nil && info.State == StateError {
 			info.Error = w.lastWake.err.Error()
-			info.Reason = AnswerFor(w.lastWake.err, spec.WakeTimeout, 0).Reason
+			info.Reason = AnswerFor(w.lastWake.err, wakeTimeout(spec), 0).Reason
 		}
 	}
 	return info
