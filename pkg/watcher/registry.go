@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"sleeper/pkg/labels"
 )
 
@@ -49,13 +47,8 @@ type Registry struct {
 	entries map[string]*entry
 	changed chan struct{}
 
-	// Unmanaged dependencies: who used each (by container ID) and which
-	// ones sleeper started, so it stops only those, after their last user.
-	depMu       sync.Mutex
-	users       map[string]map[string]bool
-	startedByUs map[string]bool
-	stopping    map[string]chan struct{} // closed when that dependency's stop returns
-	starts      singleflight.Group
+	// unmanaged keeps the dependencies sleeper does not manage (unmanaged.go).
+	unmanaged *unmanagedDeps
 
 	// shared holds, by Target.Key, the one runtime all stubs of a
 	// workload share.
@@ -95,19 +88,20 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	}
 	lifetime, cancel := context.WithCancel(context.Background())
 	r := &Registry{
-		lifetime:    lifetime,
-		cancel:      cancel,
-		cfg:         cfg,
-		log:         cfg.Log,
-		rec:         cfg.Recorder,
-		entries:     map[string]*entry{},
-		changed:     make(chan struct{}),
-		users:       map[string]map[string]bool{},
-		startedByUs: map[string]bool{},
-		stopping:    map[string]chan struct{}{},
-		shared:      map[string]*sharedRuntime{},
+		lifetime: lifetime,
+		cancel:   cancel,
+		cfg:      cfg,
+		log:      cfg.Log,
+		rec:      cfg.Recorder,
+		entries:  map[string]*entry{},
+		changed:  make(chan struct{}),
+		shared:   map[string]*sharedRuntime{},
 	}
 	r.routes.Store(newRoutes())
+	r.unmanaged = newUnmanagedDeps(lifetime, &r.wg, cfg.Runtime, cfg.Log, func(dependent string) bool {
+		w := r.Routes().ByName[dependent]
+		return w != nil && w.Awake()
+	})
 	return r
 }
 

@@ -32,9 +32,16 @@ func (w *Watcher) Wait(ctx context.Context) (time.Duration, error) {
 	return w.await(ctx, false)
 }
 
+// waitGrace is how much longer than wake_timeout a waiter waits. A wake
+// ends itself at wake_timeout and then does its bookkeeping (the failed
+// wake counts as activity, its error is recorded): the waiter must see that
+// ending, not race it with a timer of its own. The bound matters only for a
+// waiter that goes round again after a wake that succeeded.
+const waitGrace = time.Second
+
 // await is AcquireWait (hold) or Wait.
 func (w *Watcher) await(ctx context.Context, hold bool) (time.Duration, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, wakeTimeout(w.spec.Load()), ErrWakeTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, wakeTimeout(w.spec.Load())+waitGrace, ErrWakeTimeout)
 	defer cancel()
 	var dur time.Duration
 	for range wakeRounds {
