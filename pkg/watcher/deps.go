@@ -235,6 +235,12 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	if healthy && c.Health == HealthNone {
 		return ErrNoHealthCheck
 	}
+	return r.awaitUnmanaged(ctx, c, healthy)
+}
+
+// awaitUnmanaged polls a started unmanaged dependency until it runs, or is
+// healthy, following its health URL meanwhile when it has one.
+func (r *Registry) awaitUnmanaged(ctx context.Context, c Container, healthy bool) error {
 	// The probing is joined before returning: it ends with this wait.
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

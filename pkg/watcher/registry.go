@@ -127,15 +127,18 @@ func (r *Registry) Changed() <-chan struct{} {
 // the observation.
 func (r *Registry) Apply(c Container) { r.ApplyAll([]Container{c}) }
 
-// ApplyAll is Apply for many containers with one rebuild of the routes:
-// discovery of a thousand containers must not rebuild a thousand times.
-func (r *Registry) ApplyAll(cs []Container) {
-	type parsed struct {
-		c      Container
-		spec   labels.Spec
-		target *Target
-		err    error
-	}
+// parsed is one container with its parsed labels, before it is recorded.
+type parsed struct {
+	c      Container
+	spec   labels.Spec
+	target *Target
+	err    error
+}
+
+// parseAll parses the labels of each container and asks Targets what it
+// stands for, outside the lock. A container whose enable label is gone is
+// removed instead.
+func (r *Registry) parseAll(cs []Container) []parsed {
 	var ps []parsed
 	for _, c := range cs {
 		opt := r.cfg.Labels
@@ -155,6 +158,13 @@ func (r *Registry) ApplyAll(cs []Container) {
 		}
 		ps = append(ps, parsed{c, spec, target, err})
 	}
+	return ps
+}
+
+// ApplyAll is Apply for many containers with one rebuild of the routes:
+// discovery of a thousand containers must not rebuild a thousand times.
+func (r *Registry) ApplyAll(cs []Container) {
+	ps := r.parseAll(cs)
 	r.mu.Lock()
 	var moved []*Watcher
 	rebuild := false

@@ -334,6 +334,45 @@ func (w *Watcher) warnIntervalBound(c Container, spec *labels.Spec, canExec bool
 		"health_interval", interval.String(), "fix", fix)
 }
 
+// failWakeLocked records a failed wake and returns its result for the
+// metrics. Callers hold w.mu.
+func (w *Watcher) failWakeLocked(op *wakeOp, err error) (result string) {
+	switch {
+	case errors.Is(err, ErrWakeTimeout):
+		result = "timeout"
+	case errors.Is(err, context.Canceled):
+		err = ErrClosed
+		result = "cancelled"
+	default:
+		result = "error"
+	}
+	op.err = &WakeError{Container: w.name, Err: err}
+	if !errors.Is(err, ErrWakeTimeout) && !errors.Is(err, ErrClosed) {
+		w.failures++
+		w.retryAt = time.Now().Add(backoff(w.failures))
+	}
+	w.setStateLocked(StateError)
+	if w.observed.Awake() {
+		// Running but not ready (a timeout): let the idle timer put it
+		// back to sleep rather than leave it up forever. The failed
+		// wake is activity: counted from the last request before the
+		// nap, the timer would stop a slow app at once (and undo a
+		// start by hand); this way the next request finds it further
+		// along.
+		w.lastActivity.Store(monoNow())
+		w.armIdleLocked()
+	} else {
+		// Not running: what the wake started for it (unmanaged
+		// dependencies) must not run on forever.
+		w.releaseDepsLocked()
+	}
+	// Events are public (the loading page, SSE): they get the short
+	// reason; the log gets the whole error.
+	w.emitLocked(op, EventError, AnswerFor(err, wakeTimeout(w.spec.Load()), 0).Reason)
+	w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
+	return result
+}
+
 // finishWake publishes the outcome of a wake to every waiting client.
 func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 	w.mu.Lock()
@@ -362,39 +401,7 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 		}
 		w.log.Info("awake", "wake_ms", op.dur.Milliseconds(), "upstream", upstream)
 	} else {
-		switch {
-		case errors.Is(err, ErrWakeTimeout):
-			result = "timeout"
-		case errors.Is(err, context.Canceled):
-			err = ErrClosed
-			result = "cancelled"
-		default:
-			result = "error"
-		}
-		op.err = &WakeError{Container: w.name, Err: err}
-		if !errors.Is(err, ErrWakeTimeout) && !errors.Is(err, ErrClosed) {
-			w.failures++
-			w.retryAt = time.Now().Add(backoff(w.failures))
-		}
-		w.setStateLocked(StateError)
-		if w.observed.Awake() {
-			// Running but not ready (a timeout): let the idle timer put it
-			// back to sleep rather than leave it up forever. The failed
-			// wake is activity: counted from the last request before the
-			// nap, the timer would stop a slow app at once (and undo a
-			// start by hand); this way the next request finds it further
-			// along.
-			w.lastActivity.Store(monoNow())
-			w.armIdleLocked()
-		} else {
-			// Not running: what the wake started for it (unmanaged
-			// dependencies) must not run on forever.
-			w.releaseDepsLocked()
-		}
-		// Events are public (the loading page, SSE): they get the short
-		// reason; the log gets the whole error.
-		w.emitLocked(op, EventError, AnswerFor(err, wakeTimeout(w.spec.Load()), 0).Reason)
-		w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
+		result = w.failWakeLocked(op, err)
 	}
 	close(op.done)
 	w.rec.Wake(w.name, result, op.dur)
