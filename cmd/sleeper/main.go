@@ -23,6 +23,7 @@ import (
 	"sleeper/pkg/docker"
 	"sleeper/pkg/labels"
 	"sleeper/pkg/metrics"
+	"sleeper/pkg/proxmox"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/stream"
 	"sleeper/pkg/watcher"
@@ -81,7 +82,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// One recorder for the whole process: the registry, its watchers, the
 	// proxy and the reconciler report to it; the admin listener serves it.
 	rec := metrics.New(metrics.Config{Version: versionString()})
-	health := watcher.NewEngineHealth(watcher.EngineHealthConfig{OnChange: rec.DockerUp})
+	health := watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: docker.Provider + " engine", OnChange: rec.DockerUp})
 	adminHandler := admin.NewHandler(admin.Config{
 		Health:  health,
 		Metrics: rec.Handler(log),
@@ -143,7 +144,8 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		},
 		SelfNetworks: self,
 		Finder:       d.dk,
-		Proxmox:      pve.runtimes(),
+		Provider:     docker.Provider,
+		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -155,6 +157,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		Log:         log,
 		Prefix:      cfg.LabelPrefix,
 		OnReconnect: d.rec.Reconnect,
+		Engine:      docker.Provider,
 		Health:      d.health,
 	})
 	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rc: rc, rec: d.rec, pve: pve, self: self})

@@ -51,8 +51,8 @@ func newProxmox(cfg config, log *slog.Logger) (*pveWiring, error) {
 	return p, nil
 }
 
-// runtimes is the registry's view: nil (not configured) when p is nil.
-func (p *pveWiring) runtimes() watcher.GuestRuntimes {
+// guests is what proxmox.Targets drives: nil (not configured) when p is nil.
+func (p *pveWiring) guests() proxmox.Guests {
 	if p == nil {
 		return nil
 	}
@@ -77,7 +77,7 @@ func (p *pveWiring) bind(reg *watcher.Registry, enqueue func(name string)) {
 func registryStubs(reg *watcher.Registry) proxmox.StubsFunc {
 	return func(node string, vmid int) []proxmox.Stub {
 		var out []proxmox.Stub
-		for _, n := range reg.GuestNames(node, vmid) {
+		for _, n := range reg.StubNames(proxmox.Key(node, vmid)) {
 			w := reg.Routes().ByName[n]
 			if w == nil {
 				continue
@@ -94,7 +94,7 @@ func registryStubs(reg *watcher.Registry) proxmox.StubsFunc {
 // stubsOfVMID lists the stubs naming the guest on node, and those naming
 // its vmid on any other node (vmids are unique in a cluster).
 func stubsOfVMID(reg *watcher.Registry, node string, vmid int) []string {
-	names := reg.GuestNames(node, vmid)
+	names := reg.StubNames(proxmox.Key(node, vmid))
 	for n, w := range reg.Routes().ByName {
 		if px := w.Spec().Proxmox; px != nil && px.VMID == vmid && px.Node != node {
 			names = append(names, n)

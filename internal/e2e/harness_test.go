@@ -27,6 +27,7 @@ import (
 	"sleeper/internal/dockertest"
 	"sleeper/pkg/docker"
 	"sleeper/pkg/labels"
+	"sleeper/pkg/proxmox"
 	"sleeper/pkg/proxmox/pvefake"
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
@@ -121,10 +122,11 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Finder: dk, Log: log, Proxmox: guests,
-		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
+		Runtime: dk, Finder: dk, Log: log, Provider: docker.Provider,
+		Targets: proxmox.Targets{Guests: guests, Prefix: opt.prefix},
+		Labels:  labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
 	})
-	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
+	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix, Engine: docker.Provider})
 	if poller != nil {
 		poller.bind(reg, rc.Enqueue)
 	}

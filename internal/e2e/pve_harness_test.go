@@ -25,7 +25,7 @@ type pvePoller struct {
 func (pp *pvePoller) bind(reg *watcher.Registry, enqueue func(string)) {
 	pp.rt.SetStubs(func(node string, vmid int) []proxmox.Stub {
 		var out []proxmox.Stub
-		for _, n := range reg.GuestNames(node, vmid) {
+		for _, n := range reg.StubNames(proxmox.Key(node, vmid)) {
 			if w := reg.Routes().ByName[n]; w != nil {
 				s := w.Spec()
 				out = append(out, proxmox.Stub{Container: n, Type: s.Proxmox.Type, StopMethod: s.StopMethod, Upstream: s.Upstream != nil})
@@ -34,7 +34,7 @@ func (pp *pvePoller) bind(reg *watcher.Registry, enqueue func(string)) {
 		return out
 	})
 	f := func(node string, vmid int) {
-		names := reg.GuestNames(node, vmid)
+		names := reg.StubNames(proxmox.Key(node, vmid))
 		for n, w := range reg.Routes().ByName {
 			if px := w.Spec().Proxmox; px != nil && px.VMID == vmid && px.Node != node {
 				names = append(names, n)
@@ -49,7 +49,7 @@ func (pp *pvePoller) bind(reg *watcher.Registry, enqueue func(string)) {
 
 // startPVE builds the Proxmox client, runtime and poller against the
 // stack's fake PVE, trusting the fake's certificate through a CA file.
-func startPVE(t *testing.T, opt stackOptions, log *slog.Logger) (watcher.GuestRuntimes, *pvePoller) {
+func startPVE(t *testing.T, opt stackOptions, log *slog.Logger) (proxmox.Guests, *pvePoller) {
 	t.Helper()
 	if opt.pve == nil {
 		return nil, nil

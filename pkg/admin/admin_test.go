@@ -73,9 +73,9 @@ func newFixture(t *testing.T, cfg Config, cs ...watcher.Container) *fixture {
 	rt := watchertest.NewEngine()
 	log := slog.New(slog.DiscardHandler)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: rt,
-		Log:     log,
-		Labels:  labels.Options{Prefix: "sleeper", DefaultIdleTimeout: time.Hour},
+		Runtime: rt, Provider: "docker",
+		Log:    log,
+		Labels: labels.Options{Prefix: "sleeper", DefaultIdleTimeout: time.Hour},
 	})
 	t.Cleanup(reg.Close)
 	for _, c := range cs {
@@ -142,11 +142,11 @@ func TestHealthz(t *testing.T) {
 		{"healthy", healthFunc(func() error { return nil }), 200, "ok\n"},
 		{"waiting for the engine", healthFunc(func() error {
 			return fmt.Errorf("%w: dial unix /var/run/docker.sock: connect: no such file", watcher.ErrEngineWaiting)
-		}), 503, "unhealthy: waiting for the docker engine: dial unix /var/run/docker.sock: connect: no such file\n"},
+		}), 503, "unhealthy: waiting for the engine: dial unix /var/run/docker.sock: connect: no such file\n"},
 		{"discovering", healthFunc(func() error { return watcher.ErrDiscovering }), 503, "unhealthy: discovering containers\n"},
 		{"engine down too long", healthFunc(func() error {
 			return fmt.Errorf("%w for 1m5s", watcher.ErrEngineDown)
-		}), 503, "unhealthy: docker engine unreachable for 1m5s\n"},
+		}), 503, "unhealthy: engine unreachable for 1m5s\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +168,7 @@ func TestHealthz(t *testing.T) {
 // and the first list is done, then 200.
 func TestHealthzFollowsEngineHealth(t *testing.T) {
 	t.Parallel()
-	eh := watcher.NewEngineHealth(watcher.EngineHealthConfig{})
+	eh := watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: "docker engine"})
 	f := newFixture(t, Config{Health: eh})
 	eh.EngineDown(errors.New("connection refused"))
 	if code, _, body := f.do(t, "GET", "/healthz", ""); code != 503 || !strings.Contains(body, "waiting for the docker engine: connection refused") {

@@ -1,14 +1,12 @@
 package admin
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +18,6 @@ import (
 // manage (broken labels, a route another container owns). It is not a
 // watcher state: such a container has no watcher.
 const StateUnmanaged = "unmanaged"
-
-// ProviderDocker is the provider of a container the watcher does not name.
-const ProviderDocker = watcher.ProviderDocker
 
 // Container is one container on the wire (GET /api/containers). It is kept
 // apart from watcher.Info so that the JSON stays stable when the watcher's
@@ -64,7 +59,7 @@ func toContainer(info watcher.Info) Container {
 	c := Container{
 		Name:     info.Name,
 		ID:       info.ID,
-		Provider: cmp.Or(info.Provider, ProviderDocker),
+		Provider: info.Provider,
 		State:    StateUnmanaged,
 		Hosts:    info.Hosts,
 		Error:    info.Error,
@@ -180,14 +175,9 @@ func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 	if w == nil {
 		return
 	}
-	timeout := w.Spec().WakeTimeout
-	if timeout <= 0 {
-		timeout = labels.DefaultWakeTimeout // labels never yield 0; a hand-built spec might
-	}
-	ctx, cancel := context.WithTimeoutCause(r.Context(), timeout, watcher.ErrWakeTimeout)
-	defer cancel()
 	s.log.Info("admin API: wake", "container", w.Name(), "remote_addr", r.RemoteAddr)
-	dur, err := w.Wait(ctx)
+	dur, err := w.Wait(r.Context()) // within wake_timeout, as the proxy waits
+
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client left; nobody to answer
@@ -204,9 +194,7 @@ func (s *server) wake(rw http.ResponseWriter, r *http.Request) {
 // (SECURITY.md), so the error's first line follows the public reason.
 func writeFailure(rw http.ResponseWriter, w *watcher.Watcher, err error) {
 	a := w.Answer(err)
-	if a.RetryAfter > 0 {
-		rw.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
-	}
+	a.SetHeader(rw.Header())
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]

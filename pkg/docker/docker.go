@@ -43,6 +43,25 @@ var watchedActions = []string{
 	"health_status", "destroy", "rename",
 }
 
+// The labels compose puts on every container it creates: they give
+// watcher.Container its Project and Service.
+const (
+	composeProject = "com.docker.compose.project"
+	composeService = "com.docker.compose.service"
+)
+
+// Provider is the name the API shows for a container this package drives.
+const Provider = "docker"
+
+// Docker is what the watcher needs of an engine: its runtime, its event
+// source, the finder of unmanaged dependencies and health-check exec.
+var (
+	_ watcher.Runtime = (*Docker)(nil)
+	_ watcher.Source  = (*Docker)(nil)
+	_ watcher.Finder  = (*Docker)(nil)
+	_ watcher.Execer  = (*Docker)(nil)
+)
+
 // Docker talks to one Docker engine.
 type Docker struct {
 	cli    *client.Client
@@ -89,8 +108,8 @@ func (d *Docker) enableFilter() client.Filters {
 // project's service, labelled or not (dependencies need not be managed).
 func (d *Docker) FindService(ctx context.Context, project, service string) (watcher.Container, error) {
 	f := client.Filters{}.
-		Add("label", "com.docker.compose.project="+project).
-		Add("label", "com.docker.compose.service="+service)
+		Add("label", composeProject+"="+project).
+		Add("label", composeService+"="+service)
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return watcher.Container{}, fmt.Errorf("find service %s/%s: %w", project, service, err)
@@ -289,6 +308,7 @@ func convert(r container.InspectResponse) watcher.Container {
 	}
 	if cfg := r.Config; cfg != nil {
 		c.Labels = cfg.Labels
+		c.Project, c.Service = cfg.Labels[composeProject], cfg.Labels[composeService]
 		c.StopSignal = cfg.StopSignal
 		for p := range cfg.ExposedPorts {
 			if p.Proto() == "tcp" {

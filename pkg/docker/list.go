@@ -46,9 +46,11 @@ func convertSummary(s container.Summary) (watcher.Container, bool) {
 		return watcher.Container{}, false
 	}
 	c := watcher.Container{
-		ID:     s.ID,
-		Name:   firstName(s.Names),
-		Labels: s.Labels,
+		ID:      s.ID,
+		Name:    firstName(s.Names),
+		Labels:  s.Labels,
+		Project: s.Labels[composeProject],
+		Service: s.Labels[composeService],
 		// Whole seconds, as inspect's time is rounded too (see convert): the
 		// same container must look the same from both calls.
 		Created:   time.Unix(s.Created, 0),

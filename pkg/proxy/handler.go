@@ -13,7 +13,6 @@
 package proxy
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -196,34 +195,24 @@ func (h *Handler) hold(w *watcher.Watcher, rw http.ResponseWriter, r *http.Reque
 		return
 	}
 	h.rec.Request(name, "held")
-	spec := w.Spec()
-	ctx, cancel := context.WithTimeoutCause(r.Context(), spec.WakeTimeout, watcher.ErrWakeTimeout)
-	defer cancel()
-	ctx, unwatch := h.watchClient(ctx, r) // clientgone.go
+	ctx, unwatch := h.watchClient(r.Context(), r) // clientgone.go
 	defer unwatch()
-	for range 3 {
-		dur, err := w.Wait(ctx)
-		if err != nil {
-			if !h.dropGone(w, r, err) {
-				h.wakeFailed(w, rw, r, err)
-			}
-			return
+	dur, err := w.AcquireWait(ctx)
+	if err != nil {
+		if !h.dropGone(w, r, err) {
+			h.wakeFailed(w, rw, r, err)
 		}
-		if !w.Acquire() {
-			continue // put back to sleep between the wake and us: wake again
-		}
-		defer w.Release()
-		unwatch()
-		if h.dropGone(w, r, nil) {
-			return
-		}
-		if dur > 0 {
-			rw.Header().Set("X-Sleeper-Wake", strconv.FormatInt(dur.Milliseconds(), 10))
-		}
-		h.forward(w, rw, r)
 		return
 	}
-	h.wakeFailed(w, rw, r, watcher.ErrNotReady)
+	defer w.Release()
+	unwatch()
+	if h.dropGone(w, r, nil) {
+		return
+	}
+	if dur > 0 {
+		rw.Header().Set("X-Sleeper-Wake", strconv.FormatInt(dur.Milliseconds(), 10))
+	}
+	h.forward(w, rw, r)
 }
 
 func (h *Handler) wakeFailed(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request, err error) {
@@ -241,9 +230,7 @@ func (h *Handler) wakeFailed(w *watcher.Watcher, rw http.ResponseWriter, r *http
 // Retry-After and a one-line public reason, never an error's own text
 // (it can name internal addresses, dependencies, Proxmox nodes).
 func writeAnswer(rw http.ResponseWriter, name string, a watcher.Answer) {
-	if a.RetryAfter > 0 {
-		rw.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
-	}
+	a.SetHeader(rw.Header())
 	http.Error(rw, fmt.Sprintf("sleeper: %s: %s", name, a.Reason), a.Status)
 }
 

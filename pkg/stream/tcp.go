@@ -120,7 +120,7 @@ func (s *Server) wakeTCP(ctx context.Context, w *watcher.Watcher, client *net.TC
 	defer cancel(nil)
 	buf := s.pendingBufs.Get().(*[]byte)
 	ra := startReadAhead(client, *buf, func() { cancel(errClientGone) })
-	err := acquire(ctx, w)
+	_, err := w.AcquireWait(ctx)
 	p := ra.stop()
 	p.buf = buf
 	if err == nil && p.err != nil {
@@ -132,31 +132,6 @@ func (s *Server) wakeTCP(ctx context.Context, w *watcher.Watcher, client *net.TC
 		return nil, err
 	}
 	return p, nil
-}
-
-// acquire waits for w's shared wake within its wake_timeout and acquires it.
-// A container put back to sleep between the wake and us is woken again.
-func acquire(ctx context.Context, w *watcher.Watcher) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, wakeTimeout(w), watcher.ErrWakeTimeout)
-	defer cancel()
-	for range 3 {
-		if _, err := w.Wait(ctx); err != nil {
-			return err
-		}
-		if w.Acquire() {
-			return nil
-		}
-	}
-	return &watcher.WakeError{Container: w.Name(), Err: watcher.ErrNotReady}
-}
-
-// wakeTimeout is the container's wake_timeout; the labels always set one,
-// but a zero would fail every wake at once.
-func wakeTimeout(w *watcher.Watcher) time.Duration {
-	if d := w.Spec().WakeTimeout; d > 0 {
-		return d
-	}
-	return time.Minute
 }
 
 // dialTCP connects to where the stream goes now. The address is resolved

@@ -215,7 +215,10 @@ func (f *flow) forward(ctx context.Context, wakes *sync.WaitGroup) chan error {
 	}
 	if !w.Acquire() {
 		woke := make(chan error, 1)
-		wakes.Go(func() { woke <- waitReady(ctx, w) })
+		wakes.Go(func() {
+			_, err := w.Wait(ctx) // within wake_timeout
+			woke <- err
+		})
 		return woke
 	}
 	// Held only while sending: the batch counts as activity, but the flow
@@ -238,14 +241,6 @@ func (f *flow) forward(ctx context.Context, wakes *sync.WaitGroup) chan error {
 	}
 	f.lastErr = ""
 	return nil
-}
-
-// waitReady waits for w's shared wake within its wake_timeout.
-func waitReady(ctx context.Context, w *watcher.Watcher) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, wakeTimeout(w), watcher.ErrWakeTimeout)
-	defer cancel()
-	_, err := w.Wait(ctx)
-	return err
 }
 
 // wakeFailed drops what the flow queued for a container that did not wake;

@@ -70,10 +70,18 @@ func AnswerFor(err error, wakeTimeout, usualWake time.Duration) Answer {
 	}
 }
 
+// SetHeader sets the answer's headers on h: Retry-After when there is one.
+// Every front door writes the header through it.
+func (a Answer) SetHeader(h http.Header) {
+	if a.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(a.RetryAfter))
+	}
+}
+
 // Answer maps err to an answer with this container's wake_timeout and
 // usual wake time.
 func (w *Watcher) Answer(err error) Answer {
-	return AnswerFor(err, w.spec.Load().WakeTimeout, w.usualWake())
+	return AnswerFor(err, wakeTimeout(w.spec.Load()), w.usualWake())
 }
 
 // usualWake is the median of the recent successful wakes, 0 without any:

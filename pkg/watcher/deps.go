@@ -15,10 +15,7 @@ import (
 )
 
 // Compose labels that name a container's project and service.
-const (
-	composeProject = "com.docker.compose.project"
-	composeService = "com.docker.compose.service"
-)
+const ()
 
 // ErrDependencyNotFound means a depends_on entry names no container.
 var ErrDependencyNotFound = errors.New("not found")
@@ -79,7 +76,7 @@ func (r *Registry) resolveEntryLocked(from Container, name string) (string, *ent
 func (r *Registry) serviceEntryLocked(from Container, name string) (string, *entry) {
 	project, service, qualified := strings.Cut(name, "/")
 	if !qualified {
-		project, service = from.Labels[composeProject], name
+		project, service = from.Project, name
 		if project == "" {
 			return "", nil
 		}
@@ -89,7 +86,7 @@ func (r *Registry) serviceEntryLocked(from Container, name string) (string, *ent
 	var bestName string
 	var best *entry
 	for n, e := range r.entries {
-		if e.container.Labels[composeProject] != project || e.container.Labels[composeService] != service {
+		if e.container.Project != project || e.container.Service != service {
 			continue
 		}
 		if best == nil || (e.w != nil && best.w == nil) ||
@@ -135,7 +132,7 @@ func (r *Registry) resolve(ctx context.Context, from Container, d labels.Depende
 				return depTarget{}, err
 			}
 		}
-		project, service = from.Labels[composeProject], d.Name
+		project, service = from.Project, d.Name
 		if project == "" {
 			return depTarget{}, ErrDependencyNotFound
 		}
@@ -208,40 +205,29 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	// Noting the user and reading the stop in one section: a Released that
 	// comes after either sees this dependent, one that came before has
 	// registered its stop.
-	r.depMu.Lock()
-	r.noteUserLocked(c.ID, dependent)
-	stopping := r.stopping[c.ID]
-	r.depMu.Unlock()
-	if stopping != nil {
+	if stopping := r.unmanaged.use(c.ID, dependent); stopping != nil {
 		select {
 		case <-stopping:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		r.depMu.Lock()
-		r.noteUserLocked(c.ID, dependent) // the stop forgot the users
-		r.depMu.Unlock()
+		r.unmanaged.use(c.ID, dependent) // the stop forgot the users
 	}
-	// The shared start runs under its own deadline, not the first caller's:
-	// one impatient dependent must not fail the start for the others.
-	_, err, _ := r.starts.Do(c.ID, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
+	err := r.unmanaged.start(ctx, c.ID, func(ctx context.Context) (bool, error) {
 		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		switch cur.Status {
 		case StatusPaused:
-			return nil, r.cfg.Runtime.Unpause(ctx, c.ID)
+			return false, r.cfg.Runtime.Unpause(ctx, c.ID)
 		case StatusRunning, StatusRestarting:
-			return nil, nil
+			return false, nil
 		}
 		if err := r.cfg.Runtime.Start(ctx, c.ID); err != nil {
-			return nil, fmt.Errorf("start: %w", err)
+			return false, fmt.Errorf("start: %w", err)
 		}
-		r.markStartedByUs(c.ID)
-		return nil, nil
+		return true, nil
 	})
 	if err != nil {
 		return err
@@ -249,6 +235,12 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	if healthy && c.Health == HealthNone {
 		return ErrNoHealthCheck
 	}
+	return r.awaitUnmanaged(ctx, c, healthy)
+}
+
+// awaitUnmanaged polls a started unmanaged dependency until it runs, or is
+// healthy, following its health URL meanwhile when it has one.
+func (r *Registry) awaitUnmanaged(ctx context.Context, c Container, healthy bool) error {
 	// The probing is joined before returning: it ends with this wait.
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -304,19 +296,6 @@ func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Contain
 	return passed
 }
 
-func (r *Registry) noteUserLocked(id, dependent string) {
-	if r.users[id] == nil {
-		r.users[id] = map[string]bool{}
-	}
-	r.users[id][dependent] = true
-}
-
-func (r *Registry) markStartedByUs(id string) {
-	r.depMu.Lock()
-	defer r.depMu.Unlock()
-	r.startedByUs[id] = true
-}
-
 // DependentsAwake implements Graph. It reads the routes snapshot and atomic
 // states only, so a watcher may call it while holding its own lock.
 func (r *Registry) DependentsAwake(name string) bool {
@@ -339,93 +318,9 @@ func (r *Registry) Released(ctx context.Context, name string) {
 			w.checkIdle()
 		}
 	}
-	r.depMu.Lock()
-	var ids []string
-	for id, users := range r.users {
-		if users[name] {
-			ids = append(ids, id)
-		}
+	for _, id := range r.unmanaged.usedBy(name) {
+		r.unmanaged.stopUnused(ctx, id, name, 0)
 	}
-	r.depMu.Unlock()
-	for _, id := range ids {
-		r.stopUnused(ctx, id, name, 0)
-	}
-}
-
-// depUsedLocked reports whether a dependent that used the unmanaged
-// dependency id is awake. Callers hold r.depMu.
-func (r *Registry) depUsedLocked(rt *Routes, id string) bool {
-	for u := range r.users[id] {
-		if w := rt.ByName[u]; w != nil && w.Awake() {
-			return true
-		}
-	}
-	return false
-}
-
-// stopUnused stops the unmanaged dependency id if sleeper started it and no
-// dependent that used it is awake. startedByUs is cleared only once the
-// stop succeeded: a stop that fails or is cancelled is tried again later
-// (attempt counts the failures so far), or else the container would run
-// forever with nobody left to stop it.
-func (r *Registry) stopUnused(ctx context.Context, id, after string, attempt int) {
-	rt := r.Routes()
-	r.depMu.Lock()
-	if r.depUsedLocked(rt, id) || !r.startedByUs[id] || r.stopping[id] != nil {
-		// In use again (its users release it later), not ours to stop, or a
-		// stop is already under way.
-		r.depMu.Unlock()
-		return
-	}
-	delete(r.users, id) // nobody awake uses it; the next wake notes its users again
-	done := make(chan struct{})
-	r.stopping[id] = done
-	r.depMu.Unlock()
-
-	err := r.cfg.Runtime.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout})
-	if errors.Is(err, ErrNotFound) {
-		err = nil // removed meanwhile: nothing left to stop
-	}
-	r.depMu.Lock()
-	delete(r.stopping, id)
-	if err == nil {
-		delete(r.startedByUs, id)
-	}
-	r.depMu.Unlock()
-	close(done)
-	short := id[:min(12, len(id))]
-	if err == nil {
-		r.log.Info("unmanaged dependency stopped: its last dependent sleeps", "dependency", short, "after", after)
-		return
-	}
-	delay := depStopRetry(attempt + 1)
-	r.log.Error("stop unmanaged dependency; will retry", "dependency", short, "after", after,
-		"error", err, "retry_in", delay.String())
-	r.retryStop(id, after, attempt+1, delay)
-}
-
-// depStopRetry is how long to wait before the next try to stop an
-// unmanaged dependency after failures failed stops: 1 s, doubling up to a
-// minute.
-func depStopRetry(failures int) time.Duration { return backoff(failures) }
-
-// retryStop tries stopUnused again after delay, under the registry's own
-// lifetime: the dependent whose sleep asked for the stop may be gone.
-func (r *Registry) retryStop(id, after string, attempt int, delay time.Duration) {
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-r.lifetime.Done():
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(r.lifetime, time.Minute)
-		defer cancel()
-		r.stopUnused(ctx, id, after, attempt)
-	}()
 }
 
 // releaseGone releases, in the background, what sleeper started for
@@ -436,7 +331,7 @@ func (r *Registry) retryStop(id, after string, attempt int, delay time.Duration)
 func (r *Registry) releaseGone(ws []*Watcher) {
 	rt := r.Routes()
 	for _, w := range ws {
-		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || isStub(w.Spec()) {
+		if rt.ByName[w.name] != nil || len(w.Spec().DependsOn) == 0 || w.workload != "" {
 			continue
 		}
 		name := w.name

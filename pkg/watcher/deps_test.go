@@ -39,7 +39,8 @@ func newEngineFake() *engineFake {
 func (f *engineFake) add(id, name string, lbl map[string]string) Container {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &Container{ID: id, Name: name, Labels: lbl, Status: StatusStopped, Created: time.Now(), Health: HealthHealthy}
+	c := &Container{ID: id, Name: name, Labels: lbl, Status: StatusStopped, Created: time.Now(), Health: HealthHealthy,
+		Project: lbl[composeProject], Service: lbl[composeService]}
 	f.cs[id] = c
 	return *c
 }
@@ -111,7 +112,7 @@ func (f *engineFake) FindService(ctx context.Context, project, service string) (
 	f.mu.Lock()
 	var id string
 	for _, c := range f.cs {
-		if c.Labels[composeProject] == project && c.Labels[composeService] == service {
+		if c.Project == project && c.Service == service {
 			id = c.ID
 		}
 	}
@@ -299,3 +300,9 @@ func TestDependencyNeverMatchesIDPrefix(t *testing.T) {
 		}
 	})
 }
+
+// The labels the Docker provider reads Project and Service from.
+const (
+	composeProject = "com.docker.compose.project"
+	composeService = "com.docker.compose.service"
+)

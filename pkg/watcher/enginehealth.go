@@ -17,15 +17,18 @@ const DefaultEngineDownAfter = time.Minute
 // Errors EngineHealth.Check wraps, so callers can tell the cases apart.
 var (
 	// ErrEngineWaiting: the engine has not answered since sleeper started.
-	ErrEngineWaiting = errors.New("waiting for the docker engine")
+	ErrEngineWaiting = errors.New("waiting for the engine")
 	// ErrDiscovering: the engine answers, the first full list is not done.
 	ErrDiscovering = errors.New("discovering containers")
 	// ErrEngineDown: the engine has been unreachable for longer than DownAfter.
-	ErrEngineDown = errors.New("docker engine unreachable")
+	ErrEngineDown = errors.New("engine unreachable")
 )
 
 // EngineHealthConfig builds an EngineHealth.
 type EngineHealthConfig struct {
+	// Engine names the engine in Check's messages, as in "waiting for the
+	// <Engine>"; "engine" when empty. The provider knows its name.
+	Engine string
 	// DownAfter is how long the engine may be unreachable before Check
 	// fails; DefaultEngineDownAfter when zero.
 	DownAfter time.Duration
@@ -61,6 +64,9 @@ func NewEngineHealth(cfg EngineHealthConfig) *EngineHealth {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Engine == "" {
+		cfg.Engine = "engine"
 	}
 	return &EngineHealth{cfg: cfg}
 }
@@ -125,7 +131,7 @@ func (h *EngineHealth) Check() error {
 	defer h.mu.Unlock()
 	switch {
 	case !h.reached:
-		return withCause(ErrEngineWaiting, h.lastErr)
+		return withCause(namedError{ErrEngineWaiting, "waiting for the " + h.cfg.Engine}, h.lastErr)
 	case !h.synced:
 		return ErrDiscovering
 	case !h.up:
@@ -133,10 +139,21 @@ func (h *EngineHealth) Check() error {
 		if down <= h.cfg.DownAfter {
 			return nil // a short outage the reconnect loop rides out
 		}
-		return withCause(fmt.Errorf("%w for %s", ErrEngineDown, down.Round(time.Second)), h.lastErr)
+		named := namedError{ErrEngineDown, h.cfg.Engine + " unreachable"}
+		return withCause(fmt.Errorf("%w for %s", named, down.Round(time.Second)), h.lastErr)
 	}
 	return nil
 }
+
+// namedError is a sentinel told in the engine's own name: it reads msg
+// and is the sentinel for errors.Is.
+type namedError struct {
+	sentinel error
+	msg      string
+}
+
+func (e namedError) Error() string { return e.msg }
+func (e namedError) Unwrap() error { return e.sentinel }
 
 func withCause(err, cause error) error {
 	if cause == nil {

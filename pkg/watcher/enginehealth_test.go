@@ -18,6 +18,7 @@ func TestEngineHealthStates(t *testing.T) {
 	now := time.Unix(1000, 0)
 	var changes []bool
 	h := NewEngineHealth(EngineHealthConfig{
+		Engine:    "docker engine",
 		DownAfter: 10 * time.Second,
 		Now:       func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
 		OnChange:  func(up bool) { changes = append(changes, up) },

@@ -6,50 +6,47 @@ import (
 	"sync"
 
 	"golang.org/x/sync/singleflight"
-
-	"sleeper/pkg/labels"
 )
 
-func isStub(spec *labels.Spec) bool { return spec != nil && spec.Proxmox != nil }
-
-// ObserveGuest inspects the Proxmox guest of a stub container and feeds the
+// ObserveStub inspects the workload behind a stub container and feeds the
 // watcher; it does nothing for other containers. A failure is logged once
 // per distinct reason and leaves the watcher as it was: a request still gets
 // a wake, which fails with the reason.
-func (r *Registry) ObserveGuest(ctx context.Context, name string) {
+func (r *Registry) ObserveStub(ctx context.Context, name string) {
 	r.mu.Lock()
 	e := r.entries[name]
-	if e == nil || e.w == nil || !isStub(e.spec) {
+	if e == nil || e.w == nil || e.target == nil {
 		r.mu.Unlock()
 		return
 	}
-	w, rt, prev := e.w, e.w.rt, e.guestErr
+	w, rt, prev, provider := e.w, e.w.rt, e.targetErr, e.target.Provider
 	r.mu.Unlock()
 	c, err := rt.Inspect(ctx, "")
 	r.mu.Lock()
 	if e := r.entries[name]; e != nil {
-		e.guestErr = ""
+		e.targetErr = ""
 		if err != nil {
-			e.guestErr = err.Error()
+			e.targetErr = err.Error()
 		}
 	}
 	r.mu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil && err.Error() != prev {
-			r.log.Warn("proxmox guest not reachable", "container", name, "error", err)
+			r.log.Warn("stub's workload not reachable", "container", name, "provider", provider, "error", err)
 		}
 		return
 	}
 	w.Observe(c)
 }
 
-// GuestNames returns the stub containers that configure a Proxmox guest.
-func (r *Registry) GuestNames(node string, vmid int) []string {
+// StubNames returns the stub containers that stand for the workload with
+// this Target.Key, sorted.
+func (r *Registry) StubNames(key string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for n, e := range r.entries {
-		if isStub(e.spec) && e.spec.Proxmox.Node == node && e.spec.Proxmox.VMID == vmid {
+		if e.target != nil && e.target.Key == key {
 			out = append(out, n)
 		}
 	}
@@ -57,17 +54,11 @@ func (r *Registry) GuestNames(node string, vmid int) []string {
 	return out
 }
 
-// guestKey names one Proxmox guest.
-type guestKey struct {
-	node string
-	vmid int
-}
-
-// sharedGuest is the runtime every stub of one guest is given, so that the
-// stubs share the guest's power changes: concurrent starts (or stops) are
-// one call, a start never overlaps a stop, and a start of a guest that is
-// already up is no call at all.
-type sharedGuest struct {
+// sharedRuntime is the runtime every stub of one workload is given, so that
+// the stubs share the workload's power changes: concurrent starts (or stops)
+// are one call, a start never overlaps a stop, and a start of a workload
+// that is already up is no call at all.
+type sharedRuntime struct {
 	Runtime
 	mu      sync.Mutex // one power change at a time
 	changes singleflight.Group
@@ -75,7 +66,7 @@ type sharedGuest struct {
 
 // Start implements Runtime: a stub waking while another stub's start runs
 // joins that start.
-func (g *sharedGuest) Start(ctx context.Context, id string) error {
+func (g *sharedRuntime) Start(ctx context.Context, id string) error {
 	_, err, _ := g.changes.Do("start", func() (any, error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -89,18 +80,18 @@ func (g *sharedGuest) Start(ctx context.Context, id string) error {
 }
 
 // Stop implements Runtime: stubs that sleep together stop the guest once.
-func (g *sharedGuest) Stop(ctx context.Context, id string, opt StopOptions) error {
+func (g *sharedRuntime) Stop(ctx context.Context, id string, opt StopOptions) error {
 	return g.powerOff(ctx, id, "stop", func() error { return g.Runtime.Stop(ctx, id, opt) })
 }
 
 // Kill implements Runtime, like Stop.
-func (g *sharedGuest) Kill(ctx context.Context, id string, signal string) error {
+func (g *sharedRuntime) Kill(ctx context.Context, id string, signal string) error {
 	return g.powerOff(ctx, id, "kill", func() error { return g.Runtime.Kill(ctx, id, signal) })
 }
 
 // powerOff runs one stop or kill for every stub that asks at once, and
 // none when the guest is already down (another stub's stop just ended).
-func (g *sharedGuest) powerOff(ctx context.Context, id, op string, off func() error) error {
+func (g *sharedRuntime) powerOff(ctx context.Context, id, op string, off func() error) error {
 	_, err, _ := g.changes.Do(op, func() (any, error) {
 		g.mu.Lock()
 		defer g.mu.Unlock()
@@ -112,29 +103,28 @@ func (g *sharedGuest) powerOff(ctx context.Context, id, op string, off func() er
 	return err
 }
 
-// guestRuntimeLocked returns the shared runtime of a guest. Callers hold r.mu.
-func (r *Registry) guestRuntimeLocked(node string, vmid int) Runtime {
-	k := guestKey{node, vmid}
-	g := r.guests[k]
+// sharedRuntimeLocked returns the runtime the stubs of t's workload share.
+// Callers hold r.mu.
+func (r *Registry) sharedRuntimeLocked(t Target) Runtime {
+	g := r.shared[t.Key]
 	if g == nil {
-		g = &sharedGuest{Runtime: r.cfg.Proxmox.For(node, vmid)}
-		r.guests[k] = g
+		g = &sharedRuntime{Runtime: t.Runtime}
+		r.shared[t.Key] = g
 	}
 	return g
 }
 
-// guestPeers lists, for each managed stub whose guest another managed stub
-// also names, every stub of that guest (itself included), sorted by name.
-func guestPeers(rt *Routes) map[string][]string {
-	byGuest := map[guestKey][]string{}
+// sharedPeers lists, for each managed stub whose workload another managed
+// stub also names, every stub of that workload (itself included), sorted.
+func sharedPeers(rt *Routes) map[string][]string {
+	byWorkload := map[string][]string{}
 	for n, w := range rt.ByName {
-		if p := w.Spec().Proxmox; p != nil {
-			k := guestKey{p.Node, p.VMID}
-			byGuest[k] = append(byGuest[k], n)
+		if w.workload != "" {
+			byWorkload[w.workload] = append(byWorkload[w.workload], n)
 		}
 	}
 	peers := map[string][]string{}
-	for _, names := range byGuest {
+	for _, names := range byWorkload {
 		if len(names) < 2 {
 			continue
 		}
@@ -153,23 +143,23 @@ func guestPeers(rt *Routes) map[string][]string {
 // the background. It reads the routes snapshot only: the caller holds its
 // own lock.
 func (r *Registry) SleepTogether(name string) bool {
-	names := r.Routes().guestPeers[name]
+	names := r.Routes().peers[name]
 	if len(names) < 2 {
 		return false
 	}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.sleepGuest(names)
+		r.sleepShared(names)
 	}()
 	return true
 }
 
-// sleepGuest puts the stubs of one guest to sleep if every one is idle.
+// sleepShared puts the stubs of one workload to sleep if every one is idle.
 // It holds all their locks at once (taken in name order, so two tries
 // cannot deadlock) and does for all of them what the idle timer does for
 // one: publish Stopping, then read the requests in flight.
-func (r *Registry) sleepGuest(names []string) {
+func (r *Registry) sleepShared(names []string) {
 	rt := r.Routes()
 	var ws []*Watcher
 	for _, n := range names {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sleeper/pkg/labels"
 )
 
 // guestFake is one Proxmox guest as the watcher sees it through a runtime:
@@ -21,7 +23,14 @@ type guestFake struct {
 	calls   map[string]int
 }
 
-func (g *guestFake) For(string, int) Runtime { return g }
+// Target implements Targets: a container with the proxmox labels is a stub
+// for this one guest.
+func (g *guestFake) Target(spec labels.Spec) (Target, bool, error) {
+	if spec.Proxmox == nil {
+		return Target{}, false, nil
+	}
+	return Target{Key: "pve1/105", Provider: "proxmox", Runtime: g}, true, nil
+}
 
 func (g *guestFake) count(op string) int {
 	g.mu.Lock()
@@ -62,7 +71,7 @@ func (g *guestFake) Stop(context.Context, string, StopOptions) error {
 func twoStubs(t *testing.T, idleA, idleB string) (*guestFake, *Watcher, *Watcher) {
 	t.Helper()
 	g := &guestFake{calls: map[string]int{}}
-	reg := NewRegistry(RegistryConfig{Runtime: newEngineFake(), Proxmox: g, Log: slog.New(slog.DiscardHandler)})
+	reg := NewRegistry(RegistryConfig{Runtime: newEngineFake(), Provider: "docker", Targets: g, Log: slog.New(slog.DiscardHandler)})
 	t.Cleanup(reg.Close)
 	stub := func(name, idle string) Container {
 		return Container{ID: "stub-" + name, Name: name, Status: StatusStopped, Created: time.Now(), Labels: map[string]string{

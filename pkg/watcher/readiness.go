@@ -90,7 +90,7 @@ func isSelf(host string, c Container) bool {
 	case "localhost", "localhost.localdomain", "ip6-localhost", strings.ToLower(c.Name):
 		return true
 	}
-	if svc := c.Labels["com.docker.compose.service"]; svc != "" && strings.EqualFold(host, svc) {
+	if svc := c.Service; svc != "" && strings.EqualFold(host, svc) {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)

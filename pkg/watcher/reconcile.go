@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -23,6 +24,9 @@ type ReconcilerConfig struct {
 	// OnReconnect is called each time the event stream is re-established
 	// after a loss (for the reconnect metric). May be nil.
 	OnReconnect func()
+	// Engine names the source in log messages, as in "<Engine> event
+	// stream lost"; "engine" when empty.
+	Engine string
 	// Health is told whether the engine answers and when the first full
 	// list is done (for /healthz and sleeper_docker_up). May be nil.
 	Health *EngineHealth
@@ -103,7 +107,7 @@ func (r *Reconciler) watch(ctx context.Context) {
 		if connected {
 			delay = 100 * time.Millisecond
 		}
-		r.log.Warn("docker event stream lost, reconnecting", "error", err, "retry_in", delay.String())
+		r.log.Warn(r.engine()+" event stream lost, reconnecting", "error", err, "retry_in", delay.String())
 	}
 }
 
@@ -128,7 +132,7 @@ func (r *Reconciler) session(parent context.Context, reconnect bool) (connected 
 	if reconnect && r.cfg.OnReconnect != nil {
 		r.cfg.OnReconnect()
 	}
-	r.log.Info("docker containers listed", "labelled", len(listed))
+	r.log.Info(r.engine()+" containers listed", "labelled", len(listed))
 	// The relist runs beside the event loop, which must keep draining the
 	// stream meanwhile.
 	wg.Go(func() {
@@ -199,10 +203,13 @@ func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.
 	}
 	r.cfg.Registry.ApplyAll(apply)
 	for _, c := range apply {
-		r.cfg.Registry.ObserveGuest(ctx, c.Name)
+		r.cfg.Registry.ObserveStub(ctx, c.Name)
 	}
 	return true
 }
+
+// engine names the source in log messages.
+func (r *Reconciler) engine() string { return cmp.Or(r.cfg.Engine, "engine") }
 
 // markSynced closes Synced once the queue has drained after the first list.
 func (r *Reconciler) markSynced(ctx context.Context) {
@@ -248,7 +255,7 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) {
 		return
 	}
 	r.cfg.Registry.Apply(c)
-	r.cfg.Registry.ObserveGuest(ctx, name)
+	r.cfg.Registry.ObserveStub(ctx, name)
 }
 
 // Enqueue asks for a container to be reconciled, for sources of change other

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"sleeper/pkg/labels"
 )
 
@@ -29,21 +27,12 @@ type RegistryConfig struct {
 	// Finder looks up dependencies sleeper does not manage; nil means only
 	// managed containers can be dependencies.
 	Finder Finder
-	// Proxmox drives LXC guests for stub containers; nil means stub
-	// containers are a config error ("Proxmox support is not configured").
-	Proxmox GuestRuntimes
+	// Provider names Runtime's provider in the API ("provider" field).
+	Provider string
+	// Targets says which containers are stubs for a workload another
+	// provider drives; nil means every container is its own workload.
+	Targets Targets
 }
-
-// GuestRuntimes hands out the runtime of one Proxmox LXC guest.
-type GuestRuntimes interface {
-	For(node string, vmid int) Runtime
-}
-
-// Providers, as the API shows them.
-const (
-	ProviderDocker  = "docker"
-	ProviderProxmox = "proxmox"
-)
 
 // Registry holds one entry per labelled container, keyed by name so that a
 // recreated container (new ID, same name) keeps its watcher and routes.
@@ -58,16 +47,12 @@ type Registry struct {
 	entries map[string]*entry
 	changed chan struct{}
 
-	// Unmanaged dependencies: who used each (by container ID) and which
-	// ones sleeper started, so it stops only those, after their last user.
-	depMu       sync.Mutex
-	users       map[string]map[string]bool
-	startedByUs map[string]bool
-	stopping    map[string]chan struct{} // closed when that dependency's stop returns
-	starts      singleflight.Group
+	// unmanaged keeps the dependencies sleeper does not manage (unmanaged.go).
+	unmanaged *unmanagedDeps
 
-	// guests holds the one runtime all stubs of a Proxmox guest share.
-	guests map[guestKey]*sharedGuest // guarded by mu
+	// shared holds, by Target.Key, the one runtime all stubs of a
+	// workload share.
+	shared map[string]*sharedRuntime // guarded by mu
 
 	// lifetime bounds the registry's own goroutines (retried stops of
 	// unmanaged dependencies, releases for removed dependents); Close
@@ -87,8 +72,11 @@ type entry struct {
 	// problems are errors a front door reported after the fact (a listen or
 	// stream port that cannot be bound), keyed by what failed.
 	problems map[string]string
-	// guestErr is why the stub's Proxmox guest could not be inspected.
-	guestErr string
+	// target is the workload the container is a stub for; nil when the
+	// container is its own workload.
+	target *Target
+	// targetErr is why the stub's workload could not be inspected.
+	targetErr string
 	// cycle: the container is in a depends_on cycle (a config error).
 	cycle bool
 }
@@ -100,19 +88,20 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 	}
 	lifetime, cancel := context.WithCancel(context.Background())
 	r := &Registry{
-		lifetime:    lifetime,
-		cancel:      cancel,
-		cfg:         cfg,
-		log:         cfg.Log,
-		rec:         cfg.Recorder,
-		entries:     map[string]*entry{},
-		changed:     make(chan struct{}),
-		users:       map[string]map[string]bool{},
-		startedByUs: map[string]bool{},
-		stopping:    map[string]chan struct{}{},
-		guests:      map[guestKey]*sharedGuest{},
+		lifetime: lifetime,
+		cancel:   cancel,
+		cfg:      cfg,
+		log:      cfg.Log,
+		rec:      cfg.Recorder,
+		entries:  map[string]*entry{},
+		changed:  make(chan struct{}),
+		shared:   map[string]*sharedRuntime{},
 	}
 	r.routes.Store(newRoutes())
+	r.unmanaged = newUnmanagedDeps(lifetime, &r.wg, cfg.Runtime, cfg.Log, func(dependent string) bool {
+		w := r.Routes().ByName[dependent]
+		return w != nil && w.Awake()
+	})
 	return r
 }
 
@@ -138,14 +127,18 @@ func (r *Registry) Changed() <-chan struct{} {
 // the observation.
 func (r *Registry) Apply(c Container) { r.ApplyAll([]Container{c}) }
 
-// ApplyAll is Apply for many containers with one rebuild of the routes:
-// discovery of a thousand containers must not rebuild a thousand times.
-func (r *Registry) ApplyAll(cs []Container) {
-	type parsed struct {
-		c    Container
-		spec labels.Spec
-		err  error
-	}
+// parsed is one container with its parsed labels, before it is recorded.
+type parsed struct {
+	c      Container
+	spec   labels.Spec
+	target *Target
+	err    error
+}
+
+// parseAll parses the labels of each container and asks Targets what it
+// stands for, outside the lock. A container whose enable label is gone is
+// removed instead.
+func (r *Registry) parseAll(cs []Container) []parsed {
 	var ps []parsed
 	for _, c := range cs {
 		opt := r.cfg.Labels
@@ -156,19 +149,31 @@ func (r *Registry) ApplyAll(cs []Container) {
 			continue
 		}
 		for _, note := range spec.HostNotes {
-			r.cfg.Log.Debug("host not taken from another tool's label", "container", c.Name, "note", note)
+			r.log.Debug("host not taken from another tool's label", "container", c.Name, "note", note)
 		}
-		if err == nil && spec.Proxmox != nil && r.cfg.Proxmox == nil {
-			err = fmt.Errorf("label %s.%s: Proxmox support is not configured (set --proxmox-url)", r.prefix(), labels.KeyProxmoxNode)
+		var target *Target
+		if err == nil && r.cfg.Targets != nil {
+			if t, ok, terr := r.cfg.Targets.Target(spec); terr != nil {
+				err = terr
+			} else if ok {
+				target = &t
+			}
 		}
-		ps = append(ps, parsed{c, spec, err})
+		ps = append(ps, parsed{c, spec, target, err})
 	}
+	return ps
+}
+
+// ApplyAll is Apply for many containers with one rebuild of the routes:
+// discovery of a thousand containers must not rebuild a thousand times.
+func (r *Registry) ApplyAll(cs []Container) {
+	ps := r.parseAll(cs)
 	r.mu.Lock()
 	var moved []*Watcher
 	rebuild := false
 	fresh := ps[:0]
 	for _, p := range ps {
-		m, changed, stale := r.recordLocked(p.c, p.spec, p.err)
+		m, changed, stale := r.recordLocked(p.c, p.spec, p.target, p.err)
 		if stale {
 			continue
 		}
@@ -187,9 +192,9 @@ func (r *Registry) ApplyAll(cs []Container) {
 	}
 	var obs []observe
 	for _, p := range ps {
-		// A stub's own Docker state means nothing: its guest is observed
-		// through ObserveGuest.
-		if e := r.entries[p.c.Name]; e != nil && e.w != nil && !isStub(e.spec) {
+		// A stub's own state means nothing: its workload is observed
+		// through ObserveStub.
+		if e := r.entries[p.c.Name]; e != nil && e.w != nil && e.target == nil {
 			obs = append(obs, observe{e.w, p.c})
 		}
 	}
@@ -202,7 +207,7 @@ func (r *Registry) ApplyAll(cs []Container) {
 
 // recordLocked stores one parsed container in its entry. It returns the
 // watchers to close and whether the routes may have changed. Callers hold r.mu.
-func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved []*Watcher, changed, stale bool) {
+func (r *Registry) recordLocked(c Container, spec labels.Spec, target *Target, err error) (moved []*Watcher, changed, stale bool) {
 	e := r.entries[c.Name]
 	if e != nil && !c.InspectedAt.IsZero() && c.InspectedAt.Before(e.container.InspectedAt) {
 		// An older inspect than the one applied (a relist racing a worker).
@@ -230,9 +235,9 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, err error) (moved
 		}
 	} else {
 		changed = changed || e.spec == nil || !reflect.DeepEqual(*e.spec, spec)
-		e.spec = &spec
-		if e.w != nil && !reflect.DeepEqual(e.w.Spec().Proxmox, spec.Proxmox) {
-			// Another guest (or none): the runtime is fixed at New, rebuild.
+		e.spec, e.target = &spec, target
+		if e.w != nil && e.w.workload != targetKey(target) {
+			// Another workload (or none): the runtime is fixed at New, rebuild.
 			moved, e.w = append(moved, e.w), nil
 		} else if e.w != nil && !reflect.DeepEqual(*e.w.Spec(), spec) {
 			e.w.Update(spec)
@@ -322,7 +327,10 @@ func (r *Registry) List() []Info {
 	slices.SortFunc(all, func(a, b pair) int { return strings.Compare(a.name, b.name) })
 	out := make([]Info, 0, len(all))
 	for _, p := range all {
-		info := Info{Name: p.name, ID: p.e.container.ID}
+		info := Info{Name: p.name, ID: p.e.container.ID, Provider: r.cfg.Provider}
+		if p.e.target != nil {
+			info.Provider = p.e.target.Provider
+		}
 		if p.e.w != nil {
 			info = p.e.w.Info()
 		}
@@ -333,8 +341,8 @@ func (r *Registry) List() []Info {
 		if info.Error != "" {
 			errs = append(errs, info.Error)
 		}
-		if p.e.guestErr != "" {
-			errs = append(errs, p.e.guestErr)
+		if p.e.targetErr != "" {
+			errs = append(errs, p.e.targetErr)
 		}
 		for _, k := range slices.Sorted(maps.Keys(p.e.problems)) {
 			errs = append(errs, p.e.problems[k])
@@ -378,70 +386,14 @@ func closeAll(ws []*Watcher) {
 // container that loses a claim is not managed until the claim is free.
 // It returns the watchers to close outside the lock.
 func (r *Registry) rebuildLocked() []*Watcher {
-	names := make([]string, 0, len(r.entries))
-	for n := range r.entries {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		ea, eb := r.entries[a], r.entries[b]
-		return cmp.Or(ea.container.Created.Compare(eb.container.Created), strings.Compare(a, b))
-	})
+	names := r.namesByAgeLocked()
 	rt := newRoutes()
 	deps, inCycle := r.depEdgesLocked(names)
 	var toClose []*Watcher
 	for _, name := range names {
-		e := r.entries[name]
-		if e.spec == nil {
-			if e.w != nil {
-				// The labels broke on a live container: it is no longer managed.
-				toClose = append(toClose, e.w)
-				e.w = nil
-			}
-			continue
+		if w := r.manageLocked(name, rt, inCycle); w != nil {
+			toClose = append(toClose, w)
 		}
-		err := rt.conflict(name, e.spec)
-		cycle, inOne := inCycle[name]
-		e.cycle = inOne
-		if inOne {
-			err = fmt.Errorf("label %s.%s: dependency cycle %s", r.prefix(), labels.KeyDependsOn, cycle)
-		}
-		// A cycle is a config error; a route conflict is not (every compose
-		// recreate has one for a moment).
-		r.rec.ConfigError(name, inOne)
-		if err != nil {
-			if e.err == nil || e.err.Error() != err.Error() {
-				r.log.Error("container not managed: route conflict", "container", name, "error", err)
-			}
-			e.err = err
-			if e.w != nil {
-				toClose = append(toClose, e.w)
-				e.w = nil
-			}
-			continue
-		}
-		e.err = nil
-		if e.w == nil {
-			cfg := Config{
-				Name:         name,
-				Spec:         *e.spec,
-				Runtime:      r.cfg.Runtime,
-				Provider:     ProviderDocker,
-				Log:          r.log,
-				Recorder:     r.rec,
-				SelfNetworks: r.cfg.SelfNetworks,
-				Graph:        r,
-			}
-			if p := e.spec.Proxmox; p != nil {
-				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.guestRuntimeLocked(p.Node, p.VMID), ProviderProxmox, nil
-			}
-			e.w = New(cfg)
-			if !isStub(e.spec) {
-				e.w.Observe(e.container)
-			}
-			r.log.Info("watching container", "container", name, "hosts", e.spec.Hosts,
-				"idle_timeout", e.spec.IdleTimeout.String())
-		}
-		rt.claim(e.w)
 	}
 	for from, tos := range deps {
 		for _, to := range tos {
@@ -451,9 +403,92 @@ func (r *Registry) rebuildLocked() []*Watcher {
 			}
 		}
 	}
-	rt.guestPeers = guestPeers(rt)
+	rt.peers = sharedPeers(rt)
 	r.routes.Store(rt)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	return toClose
+}
+
+// namesByAgeLocked returns every entry's name, oldest container first.
+// Callers hold r.mu.
+func (r *Registry) namesByAgeLocked() []string {
+	names := slices.Collect(maps.Keys(r.entries))
+	slices.SortFunc(names, func(a, b string) int {
+		ea, eb := r.entries[a], r.entries[b]
+		return cmp.Or(ea.container.Created.Compare(eb.container.Created), strings.Compare(a, b))
+	})
+	return names
+}
+
+// manageLocked decides whether one entry is managed in rt: it claims the
+// entry's routes, building its watcher if need be, or it returns the
+// watcher to close (nil when there is none). Callers hold r.mu.
+func (r *Registry) manageLocked(name string, rt *Routes, inCycle map[string]string) (toClose *Watcher) {
+	e := r.entries[name]
+	if e.spec == nil {
+		// The labels broke on a live container: it is no longer managed.
+		toClose, e.w = e.w, nil
+		return toClose
+	}
+	err := rt.conflict(name, e.spec)
+	cycle, inOne := inCycle[name]
+	e.cycle = inOne
+	if inOne {
+		err = fmt.Errorf("label %s.%s: dependency cycle %s", r.prefix(), labels.KeyDependsOn, cycle)
+	}
+	// A cycle is a config error; a route conflict is not (every compose
+	// recreate has one for a moment).
+	r.rec.ConfigError(name, inOne)
+	if err != nil {
+		if e.err == nil || e.err.Error() != err.Error() {
+			r.log.Error("container not managed: route conflict", "container", name, "error", err)
+		}
+		e.err = err
+		toClose, e.w = e.w, nil
+		return toClose
+	}
+	e.err = nil
+	if e.w == nil {
+		e.w = r.newWatcherLocked(name, e)
+	}
+	rt.claim(e.w)
+	return nil
+}
+
+// newWatcherLocked builds the watcher of a container that became managed.
+// A stub is driven by the runtime its workload's stubs share, and learns
+// its state from ObserveStub, not from its own. Callers hold r.mu.
+func (r *Registry) newWatcherLocked(name string, e *entry) *Watcher {
+	cfg := Config{
+		Name:         name,
+		Spec:         *e.spec,
+		Runtime:      r.cfg.Runtime,
+		Provider:     r.cfg.Provider,
+		Log:          r.log,
+		Recorder:     r.rec,
+		SelfNetworks: r.cfg.SelfNetworks,
+		Graph:        r,
+	}
+	if t := e.target; t != nil {
+		// Sleeper's own networks are the main runtime's: a stub's workload
+		// is dialled at the address its own runtime reports.
+		cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.sharedRuntimeLocked(*t), t.Provider, nil
+		cfg.Workload = t.Key
+	}
+	w := New(cfg)
+	if e.target == nil {
+		w.Observe(e.container)
+	}
+	r.log.Info("watching container", "container", name, "hosts", e.spec.Hosts,
+		"idle_timeout", e.spec.IdleTimeout.String())
+	return w
+}
+
+// targetKey is the Key of t, "" for a container that is its own workload.
+func targetKey(t *Target) string {
+	if t == nil {
+		return ""
+	}
+	return t.Key
 }

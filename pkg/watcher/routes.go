@@ -18,9 +18,9 @@ type Routes struct {
 	// The dependency graph among managed containers, by name.
 	deps       map[string][]string
 	dependents map[string][]string
-	// guestPeers: for a stub whose Proxmox guest other stubs also name,
-	// every stub of that guest, sorted.
-	guestPeers map[string][]string
+	// peers: for a stub whose workload other stubs also name, every stub
+	// of that workload, sorted.
+	peers map[string][]string
 }
 
 func newRoutes() *Routes {

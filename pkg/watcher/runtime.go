@@ -49,10 +49,15 @@ type Container struct {
 	// Listed says the value comes from the engine's list, not an inspect:
 	// Check, StopSignal, StartedAt, FinishedAt, ExitCode and Error are
 	// unknown (zero), not absent.
-	Listed     bool
-	ID         string
-	Name       string // without the leading slash
-	Labels     map[string]string
+	Listed bool
+	ID     string
+	Name   string // without the leading slash
+	Labels map[string]string
+	// Project and Service place the container in a group of services (a
+	// compose project and service) as its provider reads them: depends_on
+	// names and readiness host names resolve through them. Empty when none.
+	Project    string
+	Service    string
 	Created    time.Time
 	Status     Status
 	Health     Health

@@ -32,32 +32,6 @@ func backoff(failures int) time.Duration {
 	return min(d, time.Minute)
 }
 
-// Wait makes the container ready, starting one shared wake if none runs, and
-// waits for it within ctx. It returns the duration of the wake it waited on
-// (zero when the container was already ready).
-func (w *Watcher) Wait(ctx context.Context) (time.Duration, error) {
-	for range 3 {
-		op := w.ensureWake()
-		if op == nil {
-			return 0, nil
-		}
-		select {
-		case <-op.done:
-		case <-ctx.Done():
-			return 0, context.Cause(ctx)
-		}
-		if op.err != nil {
-			return op.dur, op.err
-		}
-		if w.State() == StateReady {
-			return op.dur, nil
-		}
-		// Ready and already asleep again (an API sleep, a stop by hand):
-		// go round once more.
-	}
-	return 0, &WakeError{Container: w.name, Err: ErrNotReady}
-}
-
 // Kick starts the shared wake if the container is not ready and none runs,
 // without waiting for it: the loading page answers at once and lets the
 // browser follow the wake over SSE.
@@ -141,7 +115,7 @@ func (w *Watcher) emit(op *wakeOp, t EventType, msg string) {
 func (w *Watcher) runWake(op *wakeOp, sleepDone <-chan struct{}) {
 	defer w.wg.Done()
 	spec := w.spec.Load()
-	ctx, cancel := context.WithTimeoutCause(w.lifetime, spec.WakeTimeout, ErrWakeTimeout)
+	ctx, cancel := context.WithTimeoutCause(w.lifetime, wakeTimeout(spec), ErrWakeTimeout)
 	defer cancel()
 	var u *url.URL
 	var err error
@@ -360,6 +334,45 @@ func (w *Watcher) warnIntervalBound(c Container, spec *labels.Spec, canExec bool
 		"health_interval", interval.String(), "fix", fix)
 }
 
+// failWakeLocked records a failed wake and returns its result for the
+// metrics. Callers hold w.mu.
+func (w *Watcher) failWakeLocked(op *wakeOp, err error) (result string) {
+	switch {
+	case errors.Is(err, ErrWakeTimeout):
+		result = "timeout"
+	case errors.Is(err, context.Canceled):
+		err = ErrClosed
+		result = "cancelled"
+	default:
+		result = "error"
+	}
+	op.err = &WakeError{Container: w.name, Err: err}
+	if !errors.Is(err, ErrWakeTimeout) && !errors.Is(err, ErrClosed) {
+		w.failures++
+		w.retryAt = time.Now().Add(backoff(w.failures))
+	}
+	w.setStateLocked(StateError)
+	if w.observed.Awake() {
+		// Running but not ready (a timeout): let the idle timer put it
+		// back to sleep rather than leave it up forever. The failed
+		// wake is activity: counted from the last request before the
+		// nap, the timer would stop a slow app at once (and undo a
+		// start by hand); this way the next request finds it further
+		// along.
+		w.lastActivity.Store(monoNow())
+		w.armIdleLocked()
+	} else {
+		// Not running: what the wake started for it (unmanaged
+		// dependencies) must not run on forever.
+		w.releaseDepsLocked()
+	}
+	// Events are public (the loading page, SSE): they get the short
+	// reason; the log gets the whole error.
+	w.emitLocked(op, EventError, AnswerFor(err, wakeTimeout(w.spec.Load()), 0).Reason)
+	w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
+	return result
+}
+
 // finishWake publishes the outcome of a wake to every waiting client.
 func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 	w.mu.Lock()
@@ -388,39 +401,7 @@ func (w *Watcher) finishWake(op *wakeOp, u *url.URL, err error) {
 		}
 		w.log.Info("awake", "wake_ms", op.dur.Milliseconds(), "upstream", upstream)
 	} else {
-		switch {
-		case errors.Is(err, ErrWakeTimeout):
-			result = "timeout"
-		case errors.Is(err, context.Canceled):
-			err = ErrClosed
-			result = "cancelled"
-		default:
-			result = "error"
-		}
-		op.err = &WakeError{Container: w.name, Err: err}
-		if !errors.Is(err, ErrWakeTimeout) && !errors.Is(err, ErrClosed) {
-			w.failures++
-			w.retryAt = time.Now().Add(backoff(w.failures))
-		}
-		w.setStateLocked(StateError)
-		if w.observed.Awake() {
-			// Running but not ready (a timeout): let the idle timer put it
-			// back to sleep rather than leave it up forever. The failed
-			// wake is activity: counted from the last request before the
-			// nap, the timer would stop a slow app at once (and undo a
-			// start by hand); this way the next request finds it further
-			// along.
-			w.lastActivity.Store(monoNow())
-			w.armIdleLocked()
-		} else {
-			// Not running: what the wake started for it (unmanaged
-			// dependencies) must not run on forever.
-			w.releaseDepsLocked()
-		}
-		// Events are public (the loading page, SSE): they get the short
-		// reason; the log gets the whole error.
-		w.emitLocked(op, EventError, AnswerFor(err, w.spec.Load().WakeTimeout, 0).Reason)
-		w.log.Warn("wake failed", "error", err, "wake_ms", op.dur.Milliseconds(), "failures", w.failures)
+		result = w.failWakeLocked(op, err)
 	}
 	close(op.done)
 	w.rec.Wake(w.name, result, op.dur)

@@ -15,7 +15,6 @@
 package watcher
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"net/url"
@@ -47,9 +46,11 @@ type Config struct {
 	// Graph wakes dependencies and says when dependents are awake; nil for
 	// a watcher on its own.
 	Graph Graph
-	// Provider names the kind of workload for the API: ProviderDocker or
-	// ProviderProxmox.
+	// Provider names the provider of the workload for the API.
 	Provider string
+	// Workload is the Target.Key of the workload a stub container stands
+	// for; "" when the container is its own workload.
+	Workload string
 }
 
 // Watcher drives one container between asleep and ready.
@@ -61,6 +62,7 @@ type Watcher struct {
 	selfNets []string
 	graph    Graph
 	provider string
+	workload string // Config.Workload
 
 	// Read on every request without a lock.
 	state        atomic.Int32
@@ -116,7 +118,8 @@ func New(cfg Config) *Watcher {
 		rec:      rec,
 		selfNets: cfg.SelfNetworks,
 		graph:    cfg.Graph,
-		provider: cmp.Or(cfg.Provider, ProviderDocker),
+		provider: cfg.Provider,
+		workload: cfg.Workload,
 		lifetime: lifetime,
 		cancel:   cancel,
 		changed:  make(chan struct{}),
@@ -361,7 +364,7 @@ func (w *Watcher) Close() {
 type Info struct {
 	Name         string
 	ID           string
-	Provider     string // ProviderDocker or ProviderProxmox; "" when not managed
+	Provider     string // the provider's name (Target.Provider, RegistryConfig.Provider)
 	State        State
 	Hosts        []string
 	HostSources  []labels.HostSource // Hosts with where each was found
@@ -418,7 +421,7 @@ func (w *Watcher) Info() Info {
 		info.LastWake = w.lastWake.dur
 		if w.lastWake.err != nil && info.State == StateError {
 			info.Error = w.lastWake.err.Error()
-			info.Reason = AnswerFor(w.lastWake.err, spec.WakeTimeout, 0).Reason
+			info.Reason = AnswerFor(w.lastWake.err, wakeTimeout(spec), 0).Reason
 		}
 	}
 	return info
