@@ -35,6 +35,10 @@ var setters = map[string]func(*parser, string){
 	KeyHealthExec:  (*parser).healthExec,
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
+
+	KeyIgnoreAgents: (*parser).ignoreAgents,
+	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
+	KeyIgnorePaths:  (*parser).ignorePaths,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a
