@@ -77,6 +77,10 @@ type stackOptions struct {
 	// (frontproxy_test.go).
 	hostsFrom      []string
 	trustedProxies []netip.Prefix
+	// ignoreAgents is --ignore-agents; recorder, when set, receives what
+	// the watchers do (a webhook recorder; policy_test.go).
+	ignoreAgents []string
+	recorder     watcher.Recorder
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -117,7 +121,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Finder: dk, Log: log, Proxmox: guests,
+		Runtime: dk, Finder: dk, Log: log, Proxmox: guests, Recorder: opt.recorder,
 		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
@@ -130,7 +134,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",
-		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log, TrustedProxies: opt.trustedProxies}),
+		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log, TrustedProxies: opt.trustedProxies, IgnoreAgents: opt.ignoreAgents}),
 		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
 		ReadHeaderTimeout: opt.readHeaderTimeout,
 	})
