@@ -36,6 +36,10 @@ var setters = map[string]func(*parser, string){
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
 	KeyProxmoxType: (*parser).proxmoxType,
+
+	KeyIgnoreAgents: (*parser).ignoreAgents,
+	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
+	KeyIgnorePaths:  (*parser).ignorePaths,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a

@@ -93,6 +93,11 @@ type Spec struct {
 	Upstream    *url.URL // nil means derived from the container's addresses
 	HealthExec  bool     // run a health test that names no URL through the engine's exec API
 	Proxmox     *Proxmox // non-nil for a stub container that configures a Proxmox guest
+	// Ignore* select requests that neither wake the container nor count
+	// as activity (ignore.go); empty means none beyond --ignore-agents.
+	IgnoreAgents []string       // lower-case User-Agent substrings
+	IgnoreCIDRs  []netip.Prefix // client networks, masked
+	IgnorePaths  []string       // path prefixes, like WakePaths
 }
 
 // Options carries what parsing needs besides the labels themselves.
