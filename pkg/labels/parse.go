@@ -35,6 +35,9 @@ var setters = map[string]func(*parser, string){
 	KeyHealthExec:  (*parser).healthExec,
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
+	KeyAwakeDuring: (*parser).awakeDuring,
+	KeyGroup:       (*parser).group,
+	KeyBusyCPU:     (*parser).busyCPU,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a
