@@ -32,6 +32,9 @@ type RegistryConfig struct {
 	// Proxmox drives LXC guests for stub containers; nil means stub
 	// containers are a config error ("Proxmox support is not configured").
 	Proxmox GuestRuntimes
+	// Location is the time zone of keep-warm windows (--timezone); nil
+	// means the process's.
+	Location *time.Location
 }
 
 // GuestRuntimes hands out the runtime of one Proxmox LXC guest.
@@ -430,6 +433,7 @@ func (r *Registry) rebuildLocked() []*Watcher {
 				Recorder:     r.rec,
 				SelfNetworks: r.cfg.SelfNetworks,
 				Graph:        r,
+				Location:     r.cfg.Location,
 			}
 			if p := e.spec.Proxmox; p != nil {
 				cfg.Runtime, cfg.Provider, cfg.SelfNetworks = r.guestRuntimeLocked(p.Node, p.VMID), ProviderProxmox, nil
@@ -451,7 +455,9 @@ func (r *Registry) rebuildLocked() []*Watcher {
 			}
 		}
 	}
-	rt.guestPeers = guestPeers(rt)
+	// Groups sleep together through the same mechanism as stubs of one guest.
+	rt.guestPeers = mergePeers(guestPeers(rt), groupPeers(rt))
+	rt.groupMembers = groupMembers(rt)
 	r.routes.Store(rt)
 	close(r.changed)
 	r.changed = make(chan struct{})

@@ -21,6 +21,8 @@ type Routes struct {
 	// guestPeers: for a stub whose Proxmox guest other stubs also name,
 	// every stub of that guest, sorted.
 	guestPeers map[string][]string
+	// groupMembers: every managed member of each sleeper.group, sorted.
+	groupMembers map[string][]string
 }
 
 func newRoutes() *Routes {
