@@ -47,6 +47,9 @@ type config struct {
 	// HostsFrom are the foreign labels read for hosts when a container has
 	// no hosts label (labels.SourceTraefik, labels.SourceCaddy).
 	HostsFrom []string
+	// Timezone is where keep-warm windows (sleeper.awake_during) are read:
+	// --timezone, else the process's TZ (time.Local).
+	Timezone *time.Location
 }
 
 // envName maps a flag name to its environment variable.
@@ -76,6 +79,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		from, err := labels.ParseHostsFrom(v)
 		c.HostsFrom = from
 		return err
+	})
+	c.Timezone = time.Local
+	fs.Func("timezone", "IANA time zone of keep-warm windows, e.g. Europe/Paris (default: the process's TZ, else UTC)", func(v string) error {
+		loc, err := time.LoadLocation(v)
+		if err != nil {
+			return fmt.Errorf("not an IANA time zone name (like Europe/Paris): %w", err)
+		}
+		c.Timezone = loc
+		return nil
 	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")

@@ -50,14 +50,14 @@ footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
 </head>
 <body>
 <h1>sleeper</h1>
-<p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake · refreshed {{.Now}}</p>
+<p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake{{if .Freed}} · <span class="freed">{{.Freed}} freed by sleeping</span>{{end}} · refreshed {{.Now}}</p>
 <table>
-<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th></tr></thead>
+<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Memory freed</th><th>Policy</th><th>Error</th></tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td></tr>
+<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="num memory">{{.Memory}}</td><td class="policy">{{.Policy}}</td><td class="err">{{.Error}}</td></tr>
 {{- else}}
-<tr><td colspan="{{if .ShowWakes}}8{{else}}7{{end}}">No container carries the enable label yet.</td></tr>
+<tr><td colspan="{{if .ShowWakes}}10{{else}}9{{end}}">No container carries the enable label yet.</td></tr>
 {{- end}}
 </tbody>
 </table>
@@ -69,12 +69,14 @@ footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
 // statusRow is one table row, already formatted.
 type statusRow struct {
 	Name, State, Hosts, SleepsIn, LastWake, Readiness, Wakes, Error string
+	Memory, Policy                                                  string // memory freed; group, schedule, busy guard
 }
 
 // statusData feeds statusTemplate.
 type statusData struct {
 	Rows      []statusRow
 	Awake     int
+	Freed     string // total memory freed by sleeping containers now; "" when none
 	ShowWakes bool
 	Now       string
 	Version   string
@@ -83,6 +85,7 @@ type statusData struct {
 func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 	now := s.now()
 	data := statusData{ShowWakes: s.cfg.Wakes != nil, Now: now.Format("15:04:05"), Version: s.cfg.Version}
+	var freed uint64
 	for _, info := range s.list() {
 		row := statusRow{
 			Name:     info.Name,
@@ -99,11 +102,16 @@ func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 		if info.Managed && info.State == watcher.StateReady {
 			data.Awake++
 		}
+		row.Memory, row.Policy = memoryFreed(info), policyText(info, now)
+		freed += info.MemoryFreed
 		row.Wakes = "—"
 		if s.cfg.Wakes != nil && info.Managed {
 			row.Wakes = strconv.FormatUint(s.cfg.Wakes.Wakes(info.Name), 10)
 		}
 		data.Rows = append(data.Rows, row)
+	}
+	if freed > 0 {
+		data.Freed = formatBytes(freed)
 	}
 	// Render to a buffer first so that a template error is a clean 500, not
 	// half a page.
@@ -124,6 +132,8 @@ func sleepsIn(info watcher.Info, now time.Time) string {
 	switch {
 	case !info.Managed || info.State != watcher.StateReady:
 		return "—"
+	case info.InWindow:
+		return "after window" // a keep-warm window: not before it ends
 	case info.IdleTimeout <= 0 || info.SleepsAt.IsZero():
 		return "never"
 	}
