@@ -77,6 +77,9 @@ type stackOptions struct {
 	// (frontproxy_test.go).
 	hostsFrom      []string
 	trustedProxies []netip.Prefix
+	// recorder receives what the watchers do (policy_test.go serves it
+	// as /metrics); nil records nothing.
+	recorder watcher.Recorder
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -117,7 +120,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Finder: dk, Log: log, Proxmox: guests,
+		Runtime: dk, Finder: dk, Log: log, Proxmox: guests, Recorder: opt.recorder,
 		Labels: labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: dk, Registry: reg, Log: log, Prefix: opt.prefix})
