@@ -22,7 +22,6 @@ import (
 // loaded machine, short enough to watch several of them pass.
 const policyIdle = "2s"
 
-
 // TestScheduleWindowKeepsAwake: an app whose keep-warm window contains now
 // stays up for several idle timeouts; the same app without the window, the
 // control, sleeps after one.
