@@ -48,8 +48,8 @@ func TestKeysTableComplete(t *testing.T) {
 			}
 		}
 	}
-	if len(consts) != 20 {
-		t.Errorf("keys.go declares %d Key* constants, README's label table has 20", len(consts))
+	if len(consts) != 23 {
+		t.Errorf("keys.go declares %d Key* constants, README's label table has 23", len(consts))
 	}
 	table := slices.Clone(knownKeys[:])
 	if len(table) != len(consts) {
