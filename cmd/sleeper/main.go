@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// The image is FROM scratch, without zoneinfo: --timezone and TZ need the
+	// embedded database (about 450 KB).
+	_ "time/tzdata"
 
 	"golang.org/x/sync/errgroup"
 
@@ -160,6 +163,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		Finder:       d.dk,
 		Provider:     docker.Provider,
 		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
+		Location:     cfg.Timezone,
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()

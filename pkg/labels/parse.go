@@ -40,6 +40,9 @@ var setters = map[string]func(*parser, string){
 	KeyIgnoreAgents: (*parser).ignoreAgents,
 	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
 	KeyIgnorePaths:  (*parser).ignorePaths,
+	KeyAwakeDuring: (*parser).awakeDuring,
+	KeyGroup:       (*parser).group,
+	KeyBusyCPU:     (*parser).busyCPU,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a

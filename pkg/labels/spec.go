@@ -93,6 +93,9 @@ type Spec struct {
 	Upstream    *url.URL // nil means derived from the container's addresses
 	HealthExec  bool     // run a health test that names no URL through the engine's exec API
 	Proxmox     *Proxmox // non-nil for a stub container that configures a Proxmox guest
+	AwakeDuring Schedule // keep-warm windows; nil means none
+	Group       string   // "" means no group
+	BusyCPU     float64  // percent of one CPU; 0 means no busy check
 	// Ignore* select requests that neither wake the container nor count
 	// as activity (ignore.go); empty means none beyond --ignore-agents.
 	IgnoreAgents []string       // lower-case User-Agent substrings
