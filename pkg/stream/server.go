@@ -89,12 +89,15 @@ type Server struct {
 	// pendingBufs holds maxPending buffers for a client's first bytes while
 	// its container wakes.
 	pendingBufs sync.Pool
+	// datagramBufs holds maxDatagram buffers for UDP replies, borrowed per
+	// datagram rather than held by every flow.
+	datagramBufs sync.Pool
 
 	// Only Run's goroutine touches these two.
 	listeners map[labels.Stream]*listener
 	failed    map[labels.Stream]bindFailure
 
-	flowCount atomic.Int64 // live UDP flows, for tests and debugging
+	flowCount atomic.Int64 // UDP flows in the tables, for tests and debugging
 
 	wg sync.WaitGroup // every goroutine the server started, joined by Run
 }
@@ -134,6 +137,7 @@ func NewServer(cfg Config) *Server {
 	}
 	s.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	s.pendingBufs.New = func() any { b := make([]byte, maxPending); return &b }
+	s.datagramBufs.New = func() any { b := make([]byte, maxDatagram); return &b }
 	return s
 }
 
