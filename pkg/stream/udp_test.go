@@ -53,9 +53,10 @@ func askUDP(t *testing.T, key labels.Stream, src netip.Addr, msg string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for try := range 20 {
+	// Retried: the listener may still be binding, and UDP may drop.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		_, _ = c.Write([]byte(msg))
-		if got := readDatagramWithin(c, time.Duration(try+1)*50*time.Millisecond); got == "re:"+msg {
+		if got := readDatagramWithin(c, 100*time.Millisecond); got == "re:"+msg {
 			return
 		}
 	}

@@ -35,7 +35,7 @@ type flow struct {
 	addr    string
 	up      *net.UDPConn
 	replies chan struct{} // closed when up's reply reader ended
-	lastErr string // the last failure logged, to log each once
+	lastErr string        // the last failure logged, to log each once
 }
 
 // logger names the stream and the client; built only when there is
