@@ -48,8 +48,8 @@ func TestKeysTableComplete(t *testing.T) {
 			}
 		}
 	}
-	if len(consts) != 19 {
-		t.Errorf("keys.go declares %d Key* constants, the contract has 19 labels", len(consts))
+	if len(consts) != 20 {
+		t.Errorf("keys.go declares %d Key* constants, the contract has 20 labels", len(consts))
 	}
 	table := slices.Clone(knownKeys[:])
 	if len(table) != len(consts) {

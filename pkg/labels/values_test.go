@@ -87,6 +87,8 @@ func TestParseValidLifecycle(t *testing.T) {
 	runValid(t, []validCase{
 		{"idle_timeout 0 never sleeps", map[string]string{"idle_timeout": "0"}, nil, func(s *labels.Spec) { s.IdleTimeout = 0 }},
 		{"idle_timeout", map[string]string{"idle_timeout": "1h30m"}, nil, func(s *labels.Spec) { s.IdleTimeout = 90 * time.Minute }},
+		{"stream_wake data", map[string]string{"stream_wake": "data"}, nil, func(s *labels.Spec) { s.StreamWake = labels.StreamWakeData }},
+		{"stream_wake any case", map[string]string{"stream_wake": "Connect"}, nil, func(s *labels.Spec) { s.StreamWake = labels.StreamWakeConnect }},
 		{"stop_method pause", map[string]string{"stop_method": "pause"}, nil, func(s *labels.Spec) { s.StopMethod = labels.StopMethodPause }},
 		{"stop_method any case", map[string]string{"stop_method": "KILL"}, nil, func(s *labels.Spec) { s.StopMethod = labels.StopMethodKill }},
 		{"stop_signal SIGTERM", map[string]string{"stop_signal": "SIGTERM"}, nil, func(s *labels.Spec) { s.StopSignal = "SIGTERM" }},
@@ -215,6 +217,7 @@ func TestParseErrorsLifecycle(t *testing.T) {
 		{"idle_timeout negative", map[string]string{"idle_timeout": "-1s"}, "idle_timeout", "negative"},
 
 		{"stop_method", map[string]string{"stop_method": "sleep"}, "stop_method", "stop, pause or kill"},
+		{"stream_wake", map[string]string{"stream_wake": "byte"}, "stream_wake", "must be connect or data"},
 		{"stop_method pause on proxmox", map[string]string{"stop_method": "pause", "proxmox.node": "pve", "proxmox.vmid": "101"}, "stop_method", "pause is not supported for Proxmox LXC"},
 
 		{"stop_signal unknown name", map[string]string{"stop_signal": "SIGFOO"}, "stop_signal", "not a signal"},
