@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	streams := stream.NewServer(stream.Config{Routes: reg, Problems: reg, Log: log, SelfNetworks: self})
+	streams := stream.NewServer(stream.Config{Routes: reg, Problems: reg, Log: log, SelfNetworks: self, MaxHeld: cfg.MaxHeld})
 	g.Go(func() error { return streams.Run(gctx) })
 	if pve != nil {
 		pve.onChange(func(node string, vmid int) {

@@ -76,6 +76,10 @@ type Config struct {
 	// DialTimeout bounds connecting to a ready upstream. Zero means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
+	// MaxHeld bounds the clients waiting for one container's wake, counted
+	// together with its held HTTP requests (Watcher.AddHeld, the
+	// sleeper_held_requests metric), as --max-held says. Zero means no limit.
+	MaxHeld int
 }
 
 // Server runs one listener per stream route. Build it with NewServer and
@@ -96,6 +100,9 @@ type Server struct {
 	// Only Run's goroutine touches these two.
 	listeners map[labels.Stream]*listener
 	failed    map[labels.Stream]bindFailure
+
+	heldMu     sync.Mutex
+	heldLogged map[string]uint64 // container → Generation of its last too-many-held log
 
 	flowCount atomic.Int64 // UDP flows in the tables, for tests and debugging
 
@@ -134,6 +141,8 @@ func NewServer(cfg Config) *Server {
 		log:       cfg.Log,
 		listeners: map[labels.Stream]*listener{},
 		failed:    map[labels.Stream]bindFailure{},
+
+		heldLogged: map[string]uint64{},
 	}
 	s.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	s.pendingBufs.New = func() any { b := make([]byte, maxPending); return &b }

@@ -40,3 +40,24 @@ func (s *Server) readDatagram(up *net.UDPConn) (*[]byte, int, error) {
 	}
 	return bp, n, nil
 }
+
+// awaitData parks until conn has a byte to read or its client closed,
+// without reading anything or holding a buffer. It reports whether a byte
+// is waiting; a read deadline ends the wait with os.ErrDeadlineExceeded.
+func awaitData(conn *net.TCPConn) (bool, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var b [1]byte
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return !errors.Is(rerr, syscall.EAGAIN) && !errors.Is(rerr, syscall.EINTR)
+	})
+	if err == nil {
+		err = rerr
+	}
+	return err == nil && n > 0, err
+}
