@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"sleeper/pkg/labels"
@@ -73,8 +74,10 @@ func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
 
 // tcp returns a probe for containers without HTTP: a dial to the first
 // stream's target port. Through docker-proxy a dial always succeeds, so the
-// probe also waits briefly for the proxy to hang up: a live app keeps the
+// probe also waits for the proxy to hang up: a live app keeps the
 // connection open (or greets us), a missing one gets it closed at once.
+// How long to wait is learnt within the wake (see hangupWait); a refused
+// dial shows there is no proxy in between, and then a connect is the app.
 func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context.Context) bool {
 	port := TargetPort(c, spec)
 	for _, s := range spec.Streams {
@@ -85,20 +88,73 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 	}
 	addr, err := ResolveAddr(c, port, "tcp", spec.Network, self)
 	var d net.Dialer
+	// Probes of one wake run one after another: plain variables do.
+	var slowest time.Duration // the slowest proxy hang-up seen
+	direct := false           // refused, and no proxy hang-up seen
+	once := func(ctx context.Context) bool {
+		conn, derr := d.DialContext(ctx, "tcp", addr)
+		if derr != nil {
+			direct = slowest == 0 && errors.Is(derr, syscall.ECONNREFUSED)
+			return false
+		}
+		defer conn.Close()
+		if direct {
+			return true
+		}
+		start := time.Now()
+		_ = conn.SetReadDeadline(start.Add(hangupWait(slowest)))
+		var b [1]byte
+		_, rerr := conn.Read(b[:])
+		if rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded) {
+			return true
+		}
+		slowest = max(slowest, time.Since(start))
+		return false
+	}
 	return func(ctx context.Context) bool {
 		if err != nil {
 			// Nothing sleeper can dial (a dependency on a network sleeper
 			// does not share, no port published): running has to do.
 			return true
 		}
-		conn, derr := d.DialContext(ctx, "tcp", addr)
-		if derr != nil {
-			return false
+		// The wake's probe cadence (up to 10 ms) suits HTTP; a failed TCP
+		// probe costs the app nothing (refused, or the proxy hangs up), so
+		// it is retried every millisecond within that time.
+		for deadline := time.Now().Add(tcpProbeSpan); ; {
+			if once(ctx) {
+				return true
+			}
+			if time.Now().After(deadline) || !sleepCtx(ctx, time.Millisecond) {
+				return false
+			}
 		}
-		defer conn.Close()
-		_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		var b [1]byte
-		_, rerr := conn.Read(b[:])
-		return rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded)
 	}
+}
+
+// tcpProbeSpan is how long one TCP probe call keeps retrying.
+const tcpProbeSpan = 10 * time.Millisecond
+
+// sleepCtx waits d unless ctx ends first; it reports whether ctx is alive.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// hangupWait is how long a probe through docker-proxy waits for the proxy
+// to hang up before calling the app there: 50 ms until a hang-up has been
+// seen, then four times the slowest one seen in this wake, at least 5 ms.
+// A fixed 50 ms made every TCP wake that much slower than the app; the
+// proxy's own hang-ups (its dial to a port nobody listens on, refused at
+// once) say how long it takes on this machine, under this load.
+func hangupWait(slowest time.Duration) time.Duration {
+	if slowest == 0 {
+		return 50 * time.Millisecond
+	}
+	return min(max(4*slowest, 5*time.Millisecond), 50*time.Millisecond)
 }
