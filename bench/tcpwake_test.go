@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,7 +62,12 @@ func echoOnce(addr string, timeout time.Duration) error {
 // 300 ms after start. Overhead = median(b) − median(a).
 func TestTCPWakeOverhead(t *testing.T) {
 	benchOnly(t)
-	s := startSleeperProcess(t)
+	var s *sleeperProcess
+	if bin := os.Getenv("SLEEPER_BIN"); bin != "" {
+		s = startSleeperBinary(t, bin) // compare another build
+	} else {
+		s = startSleeperProcess(t)
+	}
 	cli := dockertest.Client(t)
 	name := "tcpwakebench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	listen := freeAddr(t)
