@@ -59,7 +59,9 @@ func echoOnce(addr string, timeout time.Duration) error {
 // sleeper.streams listener: (a) `docker start` then echoing through the
 // published port every millisecond, against (b) one connection through
 // sleeper to the stopped container, timed until its echo. The app listens
-// 300 ms after start. Overhead = median(b) − median(a).
+// 300 ms after start. Overhead = median(b) − median(a). Each round also
+// wakes the same app through sleeper's HTTP front door (a second container
+// with a host), so that the two front doors are compared under one load.
 func TestTCPWakeOverhead(t *testing.T) {
 	benchOnly(t)
 	var s *sleeperProcess
@@ -77,6 +79,13 @@ func TestTCPWakeOverhead(t *testing.T) {
 		Publish: []string{"9000/tcp"},
 	})
 	s.waitManaged(t, name)
+	httpName := name + "-http"
+	httpID := dockertest.Run(t, cli, dockertest.Spec{
+		Name: httpName, Image: dockertest.Image(t), Env: []string{"START_DELAY=300ms"},
+		Labels:  map[string]string{s.prefix + ".enable": "true", s.prefix + ".hosts": httpName + ".localhost"},
+		Publish: []string{"8080/tcp"},
+	})
+	s.waitManaged(t, httpName)
 	ctx := context.Background()
 	stop := func() {
 		if _, err := cli.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
@@ -84,7 +93,7 @@ func TestTCPWakeOverhead(t *testing.T) {
 		}
 		s.waitState(t, name, "asleep")
 	}
-	var direct, held, directAfter, heldAfter []time.Duration
+	var direct, held, directAfter, heldAfter, httpAfter []time.Duration
 	for range rounds() {
 		t0 := time.Now()
 		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
@@ -108,6 +117,18 @@ func TestTCPWakeOverhead(t *testing.T) {
 		held = append(held, answered.Sub(t0))
 		heldAfter = append(heldAfter, answered.Sub(listenedAt(t, cli, id)))
 		stop()
+
+		resp, err := s.get(httpName+".localhost", "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		httpAfter = append(httpAfter, time.Since(listenedAt(t, cli, httpID)))
+		if _, err := cli.ContainerStop(ctx, httpID, client.ContainerStopOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		s.waitState(t, httpName, "asleep")
 	}
 	md, mh := median(direct), median(held)
 	fmt.Printf("tcp wake overhead: direct start→echo median %s, through sleeper median %s, overhead %s (rounds %d)\n",
@@ -115,9 +136,9 @@ func TestTCPWakeOverhead(t *testing.T) {
 	// docker start alone varies by hundreds of milliseconds on a busy
 	// machine: the time from the app's own "listening" log line to the
 	// answer leaves that noise out.
-	fmt.Printf("  answered after the app listened: direct median %s, through sleeper median %s\n",
-		median(directAfter).Round(time.Millisecond), median(heldAfter).Round(time.Millisecond))
-	fmt.Printf("  direct: %v\n  held:   %v\n  held after listen: %v\n", direct, held, heldAfter)
+	fmt.Printf("  answered after the app listened: direct median %s, through sleeper median %s; HTTP through sleeper median %s\n",
+		median(directAfter).Round(time.Millisecond), median(heldAfter).Round(time.Millisecond), median(httpAfter).Round(time.Millisecond))
+	fmt.Printf("  direct: %v\n  held:   %v\n  held after listen: %v\n  HTTP after listen: %v\n", direct, held, heldAfter, httpAfter)
 }
 
 // listenedAt is when the test app last logged that its TCP echo listens,
