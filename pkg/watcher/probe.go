@@ -90,11 +90,12 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 	var d net.Dialer
 	// Probes of one wake run one after another: plain variables do.
 	var slowest time.Duration // the slowest proxy hang-up seen
+	hangups := 0              // how many were seen
 	direct := false           // refused, and no proxy hang-up seen
 	once := func(ctx context.Context) bool {
 		conn, derr := d.DialContext(ctx, "tcp", addr)
 		if derr != nil {
-			direct = slowest == 0 && errors.Is(derr, syscall.ECONNREFUSED)
+			direct = hangups == 0 && errors.Is(derr, syscall.ECONNREFUSED)
 			return false
 		}
 		defer conn.Close()
@@ -102,13 +103,14 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 			return true
 		}
 		start := time.Now()
-		_ = conn.SetReadDeadline(start.Add(hangupWait(slowest)))
+		_ = conn.SetReadDeadline(start.Add(hangupWait(slowest, hangups)))
 		var b [1]byte
 		_, rerr := conn.Read(b[:])
 		if rerr == nil || errors.Is(rerr, os.ErrDeadlineExceeded) {
 			return true
 		}
 		slowest = max(slowest, time.Since(start))
+		hangups++
 		return false
 	}
 	return func(ctx context.Context) bool {
@@ -147,13 +149,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // hangupWait is how long a probe through docker-proxy waits for the proxy
-// to hang up before calling the app there: 50 ms until a hang-up has been
-// seen, then four times the slowest one seen in this wake, at least 5 ms.
-// A fixed 50 ms made every TCP wake that much slower than the app; the
-// proxy's own hang-ups (its dial to a port nobody listens on, refused at
-// once) say how long it takes on this machine, under this load.
-func hangupWait(slowest time.Duration) time.Duration {
-	if slowest == 0 {
+// to hang up before calling the app there: 50 ms until enough hang-ups have
+// been seen to judge, then four times the slowest seen in this wake, at
+// least 5 ms. A fixed 50 ms made every TCP wake that much slower than the
+// app; the proxy's own hang-ups (its dial to a port nobody listens on,
+// refused at once) say how long it takes on this machine, under this load.
+func hangupWait(slowest time.Duration, seen int) time.Duration {
+	const enough = 5
+	if seen < enough {
 		return 50 * time.Millisecond
 	}
 	return min(max(4*slowest, 5*time.Millisecond), 50*time.Millisecond)

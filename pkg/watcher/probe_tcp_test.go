@@ -6,14 +6,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"sleeper/pkg/labels"
 )
 
 // fakeDockerProxy accepts like docker-proxy: before the app is up it hangs
-// up each connection after hangup; once up it keeps them open.
-func fakeDockerProxy(t *testing.T, hangup time.Duration) (addr string, up *atomic.Bool) {
+// up each connection at once (its own dial to the app is refused); once up
+// it keeps them open.
+func fakeDockerProxy(t *testing.T) (addr string, up *atomic.Bool) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func fakeDockerProxy(t *testing.T, hangup time.Duration) (addr string, up *atomi
 				mu.Unlock()
 				continue
 			}
-			time.AfterFunc(hangup, func() { c.Close() })
+			c.Close()
 		}
 	})
 	return ln.Addr().String(), up
@@ -61,7 +61,7 @@ func tcpProbeFor(addr string) func(context.Context) bool {
 // probe says ready.
 func TestTCPProbeThroughProxy(t *testing.T) {
 	t.Parallel()
-	addr, up := fakeDockerProxy(t, 2*time.Millisecond)
+	addr, up := fakeDockerProxy(t)
 	probe := tcpProbeFor(addr)
 	for i := range 10 {
 		if probe(t.Context()) {
