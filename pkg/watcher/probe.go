@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
 
 	"sleeper/pkg/labels"
@@ -76,8 +75,9 @@ func (p *prober) http(u *url.URL, readyPath string) func(context.Context) bool {
 // stream's target port. Through docker-proxy a dial always succeeds, so the
 // probe also waits for the proxy to hang up: a live app keeps the
 // connection open (or greets us), a missing one gets it closed at once.
-// How long to wait is learnt within the wake (see hangupWait); a refused
-// dial shows there is no proxy in between, and then a connect is the app.
+// How long to wait is learnt within the wake (see hangupWait). A refused
+// dial says nothing about what follows: docker-proxy may not listen yet
+// right after a start, under load, and accept a moment later.
 func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context.Context) bool {
 	port := TargetPort(c, spec)
 	for _, s := range spec.Streams {
@@ -91,17 +91,12 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 	// Probes of one wake run one after another: plain variables do.
 	var slowest time.Duration // the slowest proxy hang-up seen
 	hangups := 0              // how many were seen
-	direct := false           // refused, and no proxy hang-up seen
 	once := func(ctx context.Context) bool {
 		conn, derr := d.DialContext(ctx, "tcp", addr)
 		if derr != nil {
-			direct = hangups == 0 && errors.Is(derr, syscall.ECONNREFUSED)
 			return false
 		}
 		defer conn.Close()
-		if direct {
-			return true
-		}
 		start := time.Now()
 		_ = conn.SetReadDeadline(start.Add(hangupWait(slowest, hangups)))
 		var b [1]byte

@@ -74,9 +74,9 @@ func TestTCPProbeThroughProxy(t *testing.T) {
 	}
 }
 
-// TestTCPProbeDirect: without a proxy in between a refused dial is not
-// ready and a connect is.
-func TestTCPProbeDirect(t *testing.T) {
+// TestTCPProbeRefusedThenProxy: a refused dial (docker-proxy not listening
+// yet, right after a start) does not make the next accept look like the app.
+func TestTCPProbeRefusedThenProxy(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -93,7 +93,18 @@ func TestTCPProbeDirect(t *testing.T) {
 		t.Skip("port taken meanwhile: " + err.Error())
 	}
 	defer ln.Close()
-	if !probe(t.Context()) {
-		t.Fatal("not ready with the app listening")
+	go func() { // a proxy whose app is not up: accept, hang up
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for i := range 5 {
+		if probe(t.Context()) {
+			t.Fatalf("probe %d: ready while the proxy hangs up", i)
+		}
 	}
 }
