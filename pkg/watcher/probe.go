@@ -91,7 +91,12 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 	// Probes of one wake run one after another: plain variables do.
 	var slowest time.Duration // the slowest proxy hang-up seen
 	hangups := 0              // how many were seen
-	once := func(ctx context.Context) bool {
+	return func(ctx context.Context) bool {
+		if err != nil {
+			// Nothing sleeper can dial (a dependency on a network sleeper
+			// does not share, no port published): running has to do.
+			return true
+		}
 		conn, derr := d.DialContext(ctx, "tcp", addr)
 		if derr != nil {
 			return false
@@ -108,51 +113,20 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 		hangups++
 		return false
 	}
-	return func(ctx context.Context) bool {
-		if err != nil {
-			// Nothing sleeper can dial (a dependency on a network sleeper
-			// does not share, no port published): running has to do.
-			return true
-		}
-		// The wake's probe cadence (up to 10 ms) suits HTTP; a failed TCP
-		// probe costs the app nothing (refused, or the proxy hangs up), so
-		// it is retried every millisecond within that time.
-		for deadline := time.Now().Add(tcpProbeSpan); ; {
-			if once(ctx) {
-				return true
-			}
-			if time.Now().After(deadline) || !sleepCtx(ctx, time.Millisecond) {
-				return false
-			}
-		}
-	}
-}
-
-// tcpProbeSpan is how long one TCP probe call keeps retrying.
-const tcpProbeSpan = 10 * time.Millisecond
-
-// sleepCtx waits d unless ctx ends first; it reports whether ctx is alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // hangupWait is how long a probe through docker-proxy waits for the proxy
-// to hang up before calling the app there: 50 ms until enough hang-ups have
-// been seen to judge, then four times the slowest seen in this wake, at
-// least 5 ms. A fixed 50 ms made every TCP wake that much slower than the
-// app; the proxy's own hang-ups (its dial to a port nobody listens on,
-// refused at once) say how long it takes on this machine, under this load.
+// to hang up before calling the app there: 50 ms until five hang-ups have
+// been seen, then four times the slowest seen in this wake, at least 15 ms.
+// A fixed 50 ms made every TCP wake that much slower than the app; the
+// proxy's own hang-ups say how long it takes on this machine, under this
+// load. The floor is for their long tail: under load single hang-ups ten
+// times slower than the hundred before them were measured, and a 5 ms floor
+// let one through as "ready".
 func hangupWait(slowest time.Duration, seen int) time.Duration {
 	const enough = 5
 	if seen < enough {
 		return 50 * time.Millisecond
 	}
-	return min(max(4*slowest, 5*time.Millisecond), 50*time.Millisecond)
+	return min(max(4*slowest, 15*time.Millisecond), 50*time.Millisecond)
 }
