@@ -212,7 +212,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self})
+	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self, MaxHeld: cfg.MaxHeld})
 	g.Go(func() error { return streams.Run(gctx) })
 	if d.pve != nil {
 		d.pve.bind(d.reg, d.rc.Enqueue)

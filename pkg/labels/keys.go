@@ -56,6 +56,14 @@ const (
 	// Example: sleeper.streams=5432:5432,[::1]:5353:53/udp
 	KeyStreams = "streams"
 
+	// KeyStreamWake says what wakes the container through a TCP stream:
+	// connect (a connection, for protocols where the server speaks first,
+	// such as MySQL, SMTP or SSH) or data (the client's first byte: a port
+	// scanner or TCP monitor that connects and sends nothing neither wakes
+	// the container nor counts as activity). Type: connect or data (any
+	// case). Default: connect. Example: sleeper.stream_wake=data
+	KeyStreamWake = "stream_wake"
+
 	// KeyIdleTimeout is how long without activity before sleeping. Type: Go
 	// duration ≥ 0; 0 means never sleep; a bare number other than 0 is
 	// rejected (is 90 seconds or minutes?). Default: --default-idle-timeout.
@@ -192,6 +200,7 @@ var knownKeys = [...]string{
 	KeyScheme,
 	KeyListen,
 	KeyStreams,
+	KeyStreamWake,
 	KeyIdleTimeout,
 	KeyStopMethod,
 	KeyStopSignal,

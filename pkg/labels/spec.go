@@ -32,6 +32,15 @@ const (
 	GuestQEMU = "qemu"
 )
 
+// StreamWake is what wakes a container through a TCP stream.
+type StreamWake string
+
+// Values of the stream_wake label.
+const (
+	StreamWakeConnect StreamWake = "connect" // a connection wakes
+	StreamWakeData    StreamWake = "data"    // only the client's first byte wakes
+)
+
 // Protocol is the transport of an L4 stream.
 type Protocol string
 
@@ -80,6 +89,7 @@ type Spec struct {
 	Scheme      string   // "http" or "https"; the upstream's scheme when Upstream is set
 	Listen      []uint16 // extra HTTP listener ports on sleeper
 	Streams     []Stream
+	StreamWake  StreamWake    // what wakes the container through a TCP stream
 	IdleTimeout time.Duration // 0 means never sleep
 	StopMethod  StopMethod
 	StopSignal  string        // canonical "SIGTERM" form; "" means the image's, else SIGTERM
