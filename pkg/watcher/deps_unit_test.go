@@ -80,6 +80,8 @@ func TestDependencyIsReadyBeforeItsDependentStarts(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, labelled("web", "depends_on", "db"), labelled("db"))
 	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // before the registry closes, should the test fail
 	s.e.Behave("db", watchertest.Behaviour{Gate: gate})
 	web := s.get(t, "web")
 	done := make(chan error, 1)
@@ -91,7 +93,7 @@ func TestDependencyIsReadyBeforeItsDependentStarts(t *testing.T) {
 	if !s.reg.Get("db").Awake() || !s.reg.DependentsAwake("db") {
 		t.Fatal("db waking for an awake dependent is not reported awake")
 	}
-	close(gate)
+	release()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +105,15 @@ func TestDependencyIsReadyBeforeItsDependentStarts(t *testing.T) {
 	if s.reg.Get("db").State() != watcher.StateReady {
 		t.Fatalf("db %v after web woke, want ready", s.reg.Get("db").State())
 	}
+}
+
+func slicesContain[T comparable](s []T, v T) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 func slicesEqual[T comparable](a, b []T) bool {
@@ -151,6 +162,8 @@ func TestUnmanagedDependencyIsSharedAndCounted(t *testing.T) {
 	cache.Status = watcher.StatusRunning
 	s := newStack(t, labelled("a", "depends_on", "db,cache"), labelled("b", "depends_on", "db"), unmanaged("db"), cache)
 	gate := make(chan struct{})
+	release := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(release) // before the registry closes, should the test fail
 	s.e.Behave("db", watchertest.Behaviour{Gate: gate})
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -164,7 +177,13 @@ func TestUnmanagedDependencyIsSharedAndCounted(t *testing.T) {
 		})
 	}
 	await.Eventually(t, 5*time.Second, "db's start", func() bool { return s.e.Calls("start", "db") >= 1 })
-	close(gate)
+	await.Eventually(t, 5*time.Second, "both dependents waking db", func() bool {
+		return slicesContain(eventTypes(s.get(t, "a")), watcher.EventDependencyWaking) &&
+			slicesContain(eventTypes(s.get(t, "b")), watcher.EventDependencyWaking)
+	})
+	// While the first start is held, the other dependent joins it.
+	await.HoldsFor(t, 200*time.Millisecond, "one start of db", func() bool { return s.e.Calls("start", "db") == 1 })
+	release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
