@@ -25,6 +25,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,7 @@ type Engine struct {
 	listErrs  []error // returned by the next lists, in order
 	listHold  chan struct{}
 	listCalls int
+	prefixes  bool // resolve unique ID prefixes, as Docker's API does
 }
 
 type subscription struct {
@@ -139,6 +141,16 @@ func (e *Engine) Calls(op, ref string) int {
 	return e.calls[op+" "+n]
 }
 
+// ResolveIDPrefixes makes every reference also match a unique prefix of a
+// container's ID, after exact names and IDs, as Docker's API does: for
+// tests that prove sleeper never relies on that (a depends_on name must not
+// start a container whose ID merely begins with it).
+func (e *Engine) ResolveIDPrefixes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prefixes = true
+}
+
 func (e *Engine) nameLocked(ref string) (string, bool) {
 	if _, ok := e.byName[ref]; ok {
 		return ref, true
@@ -148,7 +160,19 @@ func (e *Engine) nameLocked(ref string) (string, bool) {
 			return n, true
 		}
 	}
-	return "", false
+	if !e.prefixes || ref == "" {
+		return "", false
+	}
+	var found []string
+	for n, c := range e.byName {
+		if strings.HasPrefix(c.ID, ref) {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		return "", false // none, or ambiguous (Docker: "multiple IDs found")
+	}
+	return found[0], true
 }
 
 func (e *Engine) countLocked(op, name string) {
