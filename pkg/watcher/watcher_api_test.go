@@ -32,7 +32,7 @@ func (r *heldRec) Wake(_, result string, _ time.Duration) {
 
 // lone is a watcher on its own (no registry) over the kit's engine, with
 // an app behind its container.
-func lone(t *testing.T, rec watcher.Recorder, extra ...string) (*watchertest.Engine, *watcher.Watcher) {
+func lone(t testing.TB, rec watcher.Recorder, extra ...string) (*watchertest.Engine, *watcher.Watcher) {
 	t.Helper()
 	c := labelled("app", extra...)
 	e := watchertest.NewEngine(c)
@@ -48,7 +48,7 @@ func lone(t *testing.T, rec watcher.Recorder, extra ...string) (*watchertest.Eng
 	return e, w
 }
 
-func wake(t *testing.T, w *watcher.Watcher) {
+func wake(t testing.TB, w *watcher.Watcher) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
