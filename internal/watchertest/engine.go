@@ -25,6 +25,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +57,7 @@ type Engine struct {
 	listErrs  []error // returned by the next lists, in order
 	listHold  chan struct{}
 	listCalls int
+	prefixes  bool // resolve unique ID prefixes, as Docker's API does
 }
 
 type subscription struct {
@@ -79,11 +81,22 @@ func NewEngine(cs ...watcher.Container) *Engine {
 }
 
 // Set adds or replaces a container (keyed by name, as a recreate keeps it).
+// Like the Docker provider, it reads the compose project and service from
+// the compose labels when the container does not carry them already.
 func (e *Engine) Set(c watcher.Container) {
+	if c.Project == "" && c.Service == "" {
+		c.Project, c.Service = c.Labels[composeProject], c.Labels[composeService]
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.byName[c.Name] = c
 }
+
+// The labels a compose project and service are read from.
+const (
+	composeProject = "com.docker.compose.project"
+	composeService = "com.docker.compose.service"
+)
 
 // Delete removes a container.
 func (e *Engine) Delete(name string) {
@@ -139,6 +152,16 @@ func (e *Engine) Calls(op, ref string) int {
 	return e.calls[op+" "+n]
 }
 
+// ResolveIDPrefixes makes every reference also match a unique prefix of a
+// container's ID, after exact names and IDs, as Docker's API does: for
+// tests that prove sleeper never relies on that (a depends_on name must not
+// start a container whose ID merely begins with it).
+func (e *Engine) ResolveIDPrefixes() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.prefixes = true
+}
+
 func (e *Engine) nameLocked(ref string) (string, bool) {
 	if _, ok := e.byName[ref]; ok {
 		return ref, true
@@ -148,7 +171,19 @@ func (e *Engine) nameLocked(ref string) (string, bool) {
 			return n, true
 		}
 	}
-	return "", false
+	if !e.prefixes || ref == "" {
+		return "", false
+	}
+	var found []string
+	for n, c := range e.byName {
+		if strings.HasPrefix(c.ID, ref) {
+			found = append(found, n)
+		}
+	}
+	if len(found) != 1 {
+		return "", false // none, or ambiguous (Docker: "multiple IDs found")
+	}
+	return found[0], true
 }
 
 func (e *Engine) countLocked(op, name string) {
@@ -190,7 +225,7 @@ func (e *Engine) FindService(_ context.Context, project, service string) (watche
 	e.countLocked("findservice", project+"/"+service)
 	for _, n := range slices.Sorted(maps.Keys(e.byName)) {
 		c := e.byName[n]
-		if c.Labels["com.docker.compose.project"] == project && c.Labels["com.docker.compose.service"] == service {
+		if c.Project == project && c.Service == service {
 			return c, nil
 		}
 	}

@@ -1,18 +1,18 @@
-package watcher
+package watcher_test
 
 import (
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
+
+	"sleeper/pkg/watcher"
 )
 
 // BenchmarkAcquireRelease is the per-request cost for a ready container.
 func BenchmarkAcquireRelease(b *testing.B) {
-	f := newFakeB(b)
-	w := New(Config{Name: "app", Spec: testSpec(), Runtime: f, Log: slog.New(slog.DiscardHandler)})
-	b.Cleanup(w.Close)
-	w.state.Store(int32(StateReady))
+	_, w := lone(b, nil)
+	wake(b, w)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -26,14 +26,14 @@ func BenchmarkAcquireRelease(b *testing.B) {
 
 // BenchmarkRoutesLookup is the host lookup among 1,000 containers.
 func BenchmarkRoutesLookup(b *testing.B) {
-	reg := NewRegistry(RegistryConfig{Log: slog.New(slog.DiscardHandler)})
+	reg := watcher.NewRegistry(watcher.RegistryConfig{Log: slog.New(slog.DiscardHandler)})
 	b.Cleanup(reg.Close)
 	for i := range 1000 {
 		name := fmt.Sprintf("app%04d", i)
-		reg.Apply(Container{ID: name, Name: name, Status: StatusStopped, Created: time.Unix(int64(i), 0),
+		reg.Apply(watcher.Container{ID: name, Name: name, Status: watcher.StatusStopped, Created: time.Unix(int64(i), 0),
 			Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": name + ".example.com"}})
 	}
-	reg.Apply(Container{ID: "wild", Name: "wild", Status: StatusStopped, Created: time.Unix(5000, 0),
+	reg.Apply(watcher.Container{ID: "wild", Name: "wild", Status: watcher.StatusStopped, Created: time.Unix(5000, 0),
 		Labels: map[string]string{"sleeper.enable": "true", "sleeper.hosts": "*.wild.example.com"}})
 	rt := reg.Routes()
 	b.ReportAllocs()
@@ -47,8 +47,4 @@ func BenchmarkRoutesLookup(b *testing.B) {
 			b.Fatal("no wildcard route")
 		}
 	}
-}
-
-func newFakeB(b *testing.B) *fakeRuntime {
-	return &fakeRuntime{calls: map[string]int{}, c: Container{ID: "c1", Name: "app", Status: StatusRunning}}
 }

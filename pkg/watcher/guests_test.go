@@ -71,7 +71,7 @@ func (g *guestFake) Stop(context.Context, string, StopOptions) error {
 func twoStubs(t *testing.T, idleA, idleB string) (*guestFake, *Watcher, *Watcher) {
 	t.Helper()
 	g := &guestFake{calls: map[string]int{}}
-	reg := NewRegistry(RegistryConfig{Runtime: newEngineFake(), Provider: "docker", Targets: g, Log: slog.New(slog.DiscardHandler)})
+	reg := NewRegistry(RegistryConfig{Runtime: g, Provider: "docker", Targets: g, Log: slog.New(slog.DiscardHandler)})
 	t.Cleanup(reg.Close)
 	stub := func(name, idle string) Container {
 		return Container{ID: "stub-" + name, Name: name, Status: StatusStopped, Created: time.Now(), Labels: map[string]string{

@@ -70,9 +70,12 @@ type Watcher struct {
 	workload string // Config.Workload
 
 	// Read on every request without a lock.
-	state        atomic.Int32
-	inflight     atomic.Int64
-	held         atomic.Int64
+	state    atomic.Int32
+	inflight atomic.Int64
+	held     atomic.Int64
+	// heldMu orders the held gauge's reports: two waiters leaving at once
+	// must not report 1 after 0. Only waiters take it, never the hot path.
+	heldMu       sync.Mutex
 	lastActivity atomic.Int64 // monoNow() of the last request start or end
 	upstream     atomic.Pointer[url.URL]
 	spec         atomic.Pointer[labels.Spec]
@@ -210,6 +213,8 @@ func (w *Watcher) InFlight() int64 { return w.inflight.Load() }
 
 // AddHeld adjusts the number of requests waiting for a wake and returns the new count.
 func (w *Watcher) AddHeld(n int64) int64 {
+	w.heldMu.Lock()
+	defer w.heldMu.Unlock()
 	v := w.held.Add(n)
 	w.rec.Held(w.name, int(v))
 	return v
