@@ -66,21 +66,57 @@ var (
 type Docker struct {
 	cli    *client.Client
 	prefix string
+	// hostAddr is where a remote engine's published ports are dialled;
+	// invalid for an engine on sleeper's own host.
+	hostAddr netip.Addr
+}
+
+// Options builds a Docker.
+type Options struct {
+	// Host is the engine's address; "" means DOCKER_HOST, else the local
+	// socket.
+	Host string
+	// Prefix is the label prefix.
+	Prefix string
+	// HostAddress is set for an engine on another host: its published
+	// ports are dialled there, and its containers' network addresses are
+	// never offered (a remote bridge address is not reachable).
+	HostAddress netip.Addr
 }
 
 // New returns a client for the engine at host ("" means DOCKER_HOST, else
 // the local socket). It does not dial: an engine that is down now is retried
 // by the reconciler, never fatal. prefix is the label prefix.
 func New(host, prefix string) (*Docker, error) {
+	return NewWith(Options{Host: host, Prefix: prefix})
+}
+
+// NewWith is New with every option.
+func NewWith(o Options) (*Docker, error) {
 	opts := []client.Opt{client.FromEnv}
-	if host != "" {
-		opts = append(opts, client.WithHost(host))
+	if o.Host != "" {
+		opts = append(opts, client.WithHost(o.Host))
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Docker{cli: cli, prefix: prefix}, nil
+	return &Docker{cli: cli, prefix: o.Prefix, hostAddr: o.HostAddress}, nil
+}
+
+// remote rewrites a container of a remote engine to what sleeper can dial:
+// published ports on the engine's host address, and no network addresses.
+func (d *Docker) remote(c watcher.Container) watcher.Container {
+	if !d.hostAddr.IsValid() {
+		return c
+	}
+	c.Networks = nil
+	for k, hp := range c.Published {
+		if _, port, err := net.SplitHostPort(hp); err == nil {
+			c.Published[k] = net.JoinHostPort(d.hostAddr.String(), port)
+		}
+	}
+	return c
 }
 
 // Ping checks that the engine answers and negotiates the API version.
@@ -200,7 +236,7 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, er
 		}
 		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)
 	}
-	c := convert(res.Container)
+	c := d.remote(convert(res.Container))
 	c.InspectedAt = began
 	return c, nil
 }

@@ -31,6 +31,7 @@ func (d *Docker) List(ctx context.Context) ([]watcher.Container, error) {
 	out := make([]watcher.Container, 0, len(res.Items))
 	for _, s := range res.Items {
 		if c, ok := convertSummary(s); ok {
+			c = d.remote(c)
 			c.InspectedAt = began
 			out = append(out, c)
 		}
