@@ -20,8 +20,8 @@ import (
 // also be set by the environment variable SLEEPER_<NAME> (upper case, '-' → '_');
 // a flag on the command line wins over the environment.
 type config struct {
-	Addr               string
-	AdminAddr          string
+	Addr      string
+	AdminAddr string
 	// Engines are the Docker engines, named, from --docker-host (else
 	// DOCKER_HOST, else the local socket) and --docker-host-address.
 	Engines            []engineHost
