@@ -231,6 +231,9 @@ func awaitEngine(ctx context.Context, dk *docker.Docker, health *watcher.EngineH
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for the docker engine: %w", context.Cause(ctx))
 		}
+		if errors.Is(err, docker.ErrAPIVersionRefused) {
+			return nil, err // a setting to change, not an outage to wait out
+		}
 		health.EngineDown(err)
 		log.Warn("docker engine not answering yet; retrying", "error", err, "retry_in", delay.String())
 		select {

@@ -76,7 +76,7 @@ func convertSummary(s container.Summary) (watcher.Container, bool) {
 	if ns := s.NetworkSettings; ns != nil {
 		for name, ep := range ns.Networks {
 			if ep != nil {
-				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: ep.IPAddress})
+				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: endpointIP(ep)})
 			}
 		}
 		slices.SortFunc(c.Networks, func(a, b watcher.Network) int { return strings.Compare(a.Name, b.Name) })
