@@ -21,9 +21,11 @@ import (
 // also be set by the environment variable SLEEPER_<NAME> (upper case, '-' → '_');
 // a flag on the command line wins over the environment.
 type config struct {
-	Addr               string
-	AdminAddr          string
-	DockerHost         string
+	Addr      string
+	AdminAddr string
+	// Engines are the Docker engines, named, from --docker-host (else
+	// DOCKER_HOST, else the local socket) and --docker-host-address.
+	Engines            []engineHost
 	LabelPrefix        string
 	Domain             string
 	DefaultIdleTimeout time.Duration
@@ -72,7 +74,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "main HTTP listener, routes by Host")
 	fs.StringVar(&c.AdminAddr, "admin-addr", ":9090", "admin listener: /healthz, metrics, API")
-	fs.StringVar(&c.DockerHost, "docker-host", "", "Docker engine address (default: DOCKER_HOST, else the local socket)")
+	var hosts engineList
+	addrs := addressList{}
+	fs.Var(&hosts, "docker-host", "Docker engine address, repeatable as name=URL for several engines (env: comma list; default: DOCKER_HOST, else the local socket)")
+	fs.Var(addrs, "docker-host-address", "name=IP: where an engine's published ports are dialled (default: the host of a tcp:// URL; repeatable)")
 	fs.StringVar(&c.LabelPrefix, "label-prefix", "sleeper", "prefix of the labels sleeper reads")
 	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
 	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
@@ -141,9 +146,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			}
 		}
 	})
-	if c.DockerHost == "" {
-		c.DockerHost = getenv("DOCKER_HOST")
+	if len(hosts.hosts) == 0 && getenv("DOCKER_HOST") != "" {
+		hosts.hosts = []engineHost{{Host: getenv("DOCKER_HOST")}}
 	}
+	hosts.fromEnv = true
 	if err := errors.Join(envErrs...); err != nil {
 		return c, err
 	}
@@ -151,6 +157,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	engines, err := resolveEngines(hosts.hosts, addrs)
+	if err != nil {
+		return c, err
+	}
+	c.Engines = engines
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

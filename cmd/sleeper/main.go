@@ -78,11 +78,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // the engine does not; the rest starts once the engine has answered.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting sleeper", "version", versionString(), "addr", cfg.Addr, "admin_addr", cfg.AdminAddr)
-	dk, err := docker.New(cfg.DockerHost, cfg.LabelPrefix)
-	if err != nil {
-		return err
-	}
-	defer dk.Close()
 	// One recorder for the whole process: the registry, its watchers, the
 	// proxy and the reconciler report to it; the admin listener serves it.
 	rec := metrics.New(metrics.Config{Version: versionString()})
@@ -94,9 +89,13 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		hooks = webhook.New(webhook.Config{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Log: log})
 		events = webhook.NewRecorder(rec, hooks)
 	}
-	health := watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: docker.Provider + " engine", OnChange: rec.DockerUp})
+	engines, err := newEngines(cfg, rec)
+	if err != nil {
+		return err
+	}
+	defer engines.close()
 	adminHandler := admin.NewHandler(admin.Config{
-		Health:  health,
+		Health:  engines.health(),
 		Metrics: rec.Handler(log),
 		Wakes:   rec,
 		Token:   cfg.AdminToken,
@@ -117,19 +116,18 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		g.Go(func() error { return hooks.Run(gctx) })
 	}
 	g.Go(func() error {
-		return serveEngine(gctx, cfg, log, engineDeps{dk: dk, rec: rec, events: events, hooks: hooks, health: health, admin: adminHandler})
+		return serveEngine(gctx, cfg, log, engineDeps{engines: engines, rec: rec, events: events, hooks: hooks, admin: adminHandler})
 	})
 	return g.Wait()
 }
 
 // engineDeps is what serve builds before the engine answers.
 type engineDeps struct {
-	dk     *docker.Docker
-	rec    *metrics.Recorder
-	events watcher.Recorder  // rec, or rec and the webhooks
-	hooks  *webhook.Notifier // nil without --webhook-url
-	health *watcher.EngineHealth
-	admin  *admin.Handler
+	engines dockerEngines
+	rec     *metrics.Recorder
+	events  watcher.Recorder  // rec, or rec and the webhooks
+	hooks   *webhook.Notifier // nil without --webhook-url
+	admin   *admin.Handler
 }
 
 // serveEngine waits for the engine, then runs discovery and the front doors
@@ -138,7 +136,10 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 	// Which networks sleeper shares with the apps decides how it dials them,
 	// so it waits for the engine (a socket proxy may start after it) rather
 	// than guess "not in a container".
-	self, err := awaitEngine(ctx, d.dk, d.health, log)
+	// Only the first engine can be the one sleeper runs on: the others are
+	// not awaited (their reconcilers retry) and share no network with it.
+	first := d.engines[0]
+	self, err := awaitEngine(ctx, first.dk, first.health, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // shutting down before the engine answered is not an error
@@ -150,7 +151,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		return err
 	}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime:  d.dk,
+		Runtime:  first.dk,
 		Log:      log,
 		Recorder: d.events,
 		Labels: labels.Options{
@@ -160,10 +161,11 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 			DefaultIdleTimeout: cfg.DefaultIdleTimeout,
 		},
 		SelfNetworks: self,
-		Finder:       d.dk,
+		Finder:       first.dk,
 		Provider:     docker.Provider,
 		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
 		Location:     cfg.Timezone,
+		Engines:      d.engines.registryEngines(self),
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -172,22 +174,26 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 	if d.hooks != nil {
 		d.hooks.Attach(reg)
 	}
-	rc := watcher.NewReconciler(watcher.ReconcilerConfig{
-		Source:      d.dk,
-		Registry:    reg,
-		Log:         log,
-		Prefix:      cfg.LabelPrefix,
-		OnReconnect: d.rec.Reconnect,
-		Engine:      docker.Provider,
-		Health:      d.health,
-	})
-	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rc: rc, rec: d.rec, pve: pve, self: self})
+	var rcs []*watcher.Reconciler
+	for _, e := range d.engines {
+		rcs = append(rcs, watcher.NewReconciler(watcher.ReconcilerConfig{
+			Source:      e.dk,
+			Registry:    reg,
+			Log:         log,
+			Prefix:      cfg.LabelPrefix,
+			OnReconnect: d.rec.Reconnect,
+			Engine:      e.logName(),
+			Health:      e.health,
+			EngineName:  e.key,
+		}))
+	}
+	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, rec: d.rec, pve: pve, self: self})
 }
 
 // frontDeps is what the front doors and the discovery loop share.
 type frontDeps struct {
 	reg  *watcher.Registry
-	rc   *watcher.Reconciler
+	rcs  []*watcher.Reconciler // one per engine, the first engine's first
 	rec  *metrics.Recorder
 	pve  *pveWiring
 	self []string
@@ -199,7 +205,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr: cfg.Addr,
 		Handler: proxy.NewHandler(proxy.Config{
-			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rc.Synced(),
+			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rcs[0].Synced(),
 			TrustedProxies: cfg.TrustedProxies, IgnoreAgents: cfg.IgnoreAgents,
 		}),
 		Routes:   d.reg,
@@ -210,12 +216,18 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return d.rc.Run(gctx) })
+	for _, rc := range d.rcs {
+		g.Go(func() error { return rc.Run(gctx) })
+	}
 	g.Go(func() error { return srv.Run(gctx) })
 	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self, MaxHeld: cfg.MaxHeld})
 	g.Go(func() error { return streams.Run(gctx) })
 	if d.pve != nil {
-		d.pve.bind(d.reg, d.rc.Enqueue)
+		d.pve.bind(d.reg, func(key string) {
+			for _, rc := range d.rcs {
+				rc.Enqueue(key) // only the key's own engine takes it
+			}
+		})
 		g.Go(func() error { return d.pve.poller.Run(gctx) })
 	}
 	return g.Wait()
@@ -239,6 +251,9 @@ func awaitEngine(ctx context.Context, dk *docker.Docker, health *watcher.EngineH
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for the docker engine: %w", context.Cause(ctx))
+		}
+		if errors.Is(err, docker.ErrAPIVersionRefused) {
+			return nil, err // a setting to change, not an outage to wait out
 		}
 		health.EngineDown(err)
 		log.Warn("docker engine not answering yet; retrying", "error", err, "retry_in", delay.String())

@@ -112,10 +112,23 @@ func TestConfigPrecedence(t *testing.T) {
 			func(c config) bool { return c.Timezone.String() == "Europe/Paris" }},
 		{"timezone defaults to the process's", nil, nil, func(c config) bool { return c.Timezone == time.Local }},
 		{"DOCKER_HOST fallback", nil, map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
-			func(c config) bool { return c.DockerHost == "tcp://127.0.0.1:2375" }},
+			func(c config) bool { return len(c.Engines) == 1 && c.Engines[0].Host == "tcp://127.0.0.1:2375" }},
 		{"--docker-host over DOCKER_HOST", []string{"--docker-host", "unix:///x.sock"},
 			map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
-			func(c config) bool { return c.DockerHost == "unix:///x.sock" }},
+			func(c config) bool { return len(c.Engines) == 1 && c.Engines[0].Host == "unix:///x.sock" }},
+		{"several engines, named and not", []string{"--docker-host", "nas=tcp://10.0.0.5:2375", "--docker-host", "unix:///x.sock"}, nil,
+			func(c config) bool {
+				return fmt.Sprint(c.Engines) == "[{nas tcp://10.0.0.5:2375 10.0.0.5} {engine2 unix:///x.sock invalid IP}]"
+			}},
+		{"several engines from env, flag replaces", []string{"--docker-host", "b=unix:///b.sock"},
+			map[string]string{"SLEEPER_DOCKER_HOST": "unix:///a.sock,c=unix:///c.sock"},
+			func(c config) bool { return fmt.Sprint(c.Engines) == "[{b unix:///b.sock invalid IP}]" }},
+		{"several engines from env", nil, map[string]string{"SLEEPER_DOCKER_HOST": "unix:///a.sock, c=unix:///c.sock"},
+			func(c config) bool {
+				return fmt.Sprint(c.Engines) == "[{local unix:///a.sock invalid IP} {c unix:///c.sock invalid IP}]"
+			}},
+		{"engine address by flag", []string{"--docker-host", "nas=tcp://nas-proxy:2375", "--docker-host-address", "nas=192.0.2.7"}, nil,
+			func(c config) bool { return c.Engines[0].Address.String() == "192.0.2.7" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,9 +38,10 @@ var (
 
 // watchedActions are the container events that can change what sleeper
 // decides. exec_* events (one per health probe) and the like are left out.
+// Podman before 4.4 says died for die and remove for destroy.
 var watchedActions = []string{
-	"create", "start", "die", "stop", "pause", "unpause",
-	"health_status", "destroy", "rename",
+	"create", "start", "die", "died", "stop", "pause", "unpause",
+	"health_status", "destroy", "remove", "rename",
 }
 
 // The labels compose puts on every container it creates: they give
@@ -66,27 +67,85 @@ var (
 type Docker struct {
 	cli    *client.Client
 	prefix string
+	// hostAddr is where a remote engine's published ports are dialled;
+	// invalid for an engine on sleeper's own host.
+	hostAddr netip.Addr
+}
+
+// Options builds a Docker.
+type Options struct {
+	// Host is the engine's address; "" means DOCKER_HOST, else the local
+	// socket.
+	Host string
+	// Prefix is the label prefix.
+	Prefix string
+	// HostAddress is set for an engine on another host: its published
+	// ports are dialled there, and its containers' network addresses are
+	// never offered (a remote bridge address is not reachable).
+	HostAddress netip.Addr
 }
 
 // New returns a client for the engine at host ("" means DOCKER_HOST, else
 // the local socket). It does not dial: an engine that is down now is retried
 // by the reconciler, never fatal. prefix is the label prefix.
 func New(host, prefix string) (*Docker, error) {
+	return NewWith(Options{Host: host, Prefix: prefix})
+}
+
+// NewWith is New with every option.
+func NewWith(o Options) (*Docker, error) {
 	opts := []client.Opt{client.FromEnv}
-	if host != "" {
-		opts = append(opts, client.WithHost(host))
+	if o.Host != "" {
+		opts = append(opts, client.WithHost(o.Host))
 	}
 	cli, err := client.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	return &Docker{cli: cli, prefix: prefix}, nil
+	return &Docker{cli: cli, prefix: o.Prefix, hostAddr: o.HostAddress}, nil
 }
+
+// remote rewrites a container of a remote engine to what sleeper can dial:
+// published ports on the engine's host address, and no network addresses.
+func (d *Docker) remote(c watcher.Container) watcher.Container {
+	if !d.hostAddr.IsValid() {
+		return c
+	}
+	c.Networks = nil
+	for k, hp := range c.Published {
+		if _, port, err := net.SplitHostPort(hp); err == nil {
+			c.Published[k] = net.JoinHostPort(d.hostAddr.String(), port)
+		}
+	}
+	return c
+}
+
+// ErrNoAPIVersion: the engine answered the ping without an API version
+// header. It is not a Docker engine (or a proxy dropped the header), and
+// guessing the newest version would send calls it may not know.
+var ErrNoAPIVersion = errors.New("the engine's ping carries no API version")
+
+// ErrAPIVersionRefused: the engine refuses the API version
+// DOCKER_API_VERSION pins. Retrying cannot help: sleeper stops at start.
+var ErrAPIVersionRefused = errors.New("the engine refuses the pinned API version")
 
 // Ping checks that the engine answers and negotiates the API version.
 func (d *Docker) Ping(ctx context.Context) error {
-	if _, err := d.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+	res, err := d.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	return pingError(res, err, os.Getenv("DOCKER_API_VERSION"))
+}
+
+// pingError judges a ping: a refused pinned version (Docker 29.0–29.2
+// refuse API versions below 1.44) gets a message saying what to change.
+func pingError(res client.PingResult, err error, pinned string) error {
+	switch {
+	case err != nil && pinned != "" && strings.Contains(err.Error(), "too old"):
+		return fmt.Errorf("docker ping: %w: DOCKER_API_VERSION=%s "+
+			"(Docker 29.0–29.2 need 1.44 or newer): unset it or raise it: %w", ErrAPIVersionRefused, pinned, err)
+	case err != nil:
 		return fmt.Errorf("docker ping: %w", err)
+	case res.APIVersion == "":
+		return fmt.Errorf("docker ping: %w", ErrNoAPIVersion)
 	}
 	return nil
 }
@@ -140,7 +199,10 @@ func (d *Docker) FindName(ctx context.Context, name string) (watcher.Container, 
 
 // Events implements watcher.Source.
 func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
-	f := d.enableFilter().Add("type", "container").Add("event", watchedActions...)
+	// Only the type is filtered on the server: Podman before 5.7 ignores a
+	// key-only label filter and Podman before 4.4 names its actions its own
+	// way (died, remove), so labels and actions are judged here.
+	f := client.Filters{}.Add("type", "container")
 	// The engine answers before it registers the listener; replaying from a
 	// second ago closes that gap (duplicates are harmless to a reconciler, and
 	// the periodic relist covers clock skew with a remote engine).
@@ -158,6 +220,9 @@ func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
 		for {
 			select {
 			case m := <-res.Messages:
+				if !d.wanted(m) {
+					continue
+				}
 				for _, n := range eventNames(m) {
 					select {
 					case names <- n:
@@ -175,8 +240,22 @@ func (d *Docker) Events(ctx context.Context) (<-chan string, <-chan error) {
 	return names, errs
 }
 
+// wanted reports whether an event concerns a labelled container and an
+// action that can change what sleeper decides. health_status carries its
+// result after a colon on Docker ("health_status: healthy").
+func (d *Docker) wanted(m events.Message) bool {
+	if _, ok := m.Actor.Attributes[d.prefix+".enable"]; !ok {
+		return false
+	}
+	action, _, _ := strings.Cut(string(m.Action), ":")
+	return slices.Contains(watchedActions, action)
+}
+
 // eventNames returns the container names an event concerns: the current
-// name, and on a rename also the old one (whose watcher must go).
+// name, and on a rename also the old one (whose watcher must go). Podman
+// sends a rename without the old name: the ID is queued as well, and the
+// reconciler's inspect by ID finds the container's new name; the old
+// name is then dropped by the next relist.
 func eventNames(m events.Message) []string {
 	var out []string
 	if n := strings.TrimPrefix(m.Actor.Attributes["name"], "/"); n != "" {
@@ -185,6 +264,8 @@ func eventNames(m events.Message) []string {
 	if m.Action == events.ActionRename {
 		if n := strings.TrimPrefix(m.Actor.Attributes["oldName"], "/"); n != "" {
 			out = append(out, n)
+		} else if m.Actor.ID != "" {
+			out = append(out, m.Actor.ID)
 		}
 	}
 	return out
@@ -200,7 +281,7 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, er
 		}
 		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)
 	}
-	c := convert(res.Container)
+	c := d.remote(convert(res.Container))
 	c.InspectedAt = began
 	return c, nil
 }
@@ -272,7 +353,7 @@ func (d *Docker) Unpause(ctx context.Context, id string) error {
 // means sleeper is in a container but could not inspect it (the engine is
 // not answering yet): the caller retries rather than assume the host.
 func (d *Docker) SelfNetworks(ctx context.Context) ([]string, error) {
-	if _, err := os.Stat("/.dockerenv"); err != nil {
+	if !inContainer(os.Stat) {
 		return nil, nil
 	}
 	host, err := os.Hostname()
@@ -294,6 +375,17 @@ func (d *Docker) SelfNetworks(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(nets)
 	return nets, nil
+}
+
+// inContainer reports whether sleeper runs in a container: Docker marks
+// one with /.dockerenv, Podman with /run/.containerenv.
+func inContainer(stat func(string) (os.FileInfo, error)) bool {
+	for _, f := range []string{"/.dockerenv", "/run/.containerenv"} {
+		if _, err := stat(f); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func convert(r container.InspectResponse) watcher.Container {
@@ -338,12 +430,22 @@ func convert(r container.InspectResponse) watcher.Container {
 		}
 		for name, ep := range ns.Networks {
 			if ep != nil {
-				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: ep.IPAddress})
+				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: endpointIP(ep)})
 			}
 		}
 		slices.SortFunc(c.Networks, func(a, b watcher.Network) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return c
+}
+
+// endpointIP is a container's address on a network: its IPv4 address,
+// else, on an IPv6-only network (API 1.48, EnableIPv4=false), its global
+// IPv6 address.
+func endpointIP(ep *network.EndpointSettings) netip.Addr {
+	if ep.IPAddress.IsValid() && !ep.IPAddress.IsUnspecified() {
+		return ep.IPAddress
+	}
+	return ep.GlobalIPv6Address
 }
 
 func status(s *container.State) watcher.Status {

@@ -31,6 +31,7 @@ func (d *Docker) List(ctx context.Context) ([]watcher.Container, error) {
 	out := make([]watcher.Container, 0, len(res.Items))
 	for _, s := range res.Items {
 		if c, ok := convertSummary(s); ok {
+			c = d.remote(c)
 			c.InspectedAt = began
 			out = append(out, c)
 		}
@@ -75,7 +76,7 @@ func convertSummary(s container.Summary) (watcher.Container, bool) {
 	if ns := s.NetworkSettings; ns != nil {
 		for name, ep := range ns.Networks {
 			if ep != nil {
-				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: ep.IPAddress})
+				c.Networks = append(c.Networks, watcher.Network{Name: name, IP: endpointIP(ep)})
 			}
 		}
 		slices.SortFunc(c.Networks, func(a, b watcher.Network) int { return strings.Compare(a.Name, b.Name) })

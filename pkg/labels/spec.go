@@ -62,6 +62,9 @@ type Stream struct {
 // Dependency is one entry of depends_on: a container (or compose service) to
 // wake first, optionally waiting for its Docker health check.
 type Dependency struct {
+	// Engine names the engine the dependency runs on ("engine:name");
+	// "" means the dependent's own engine.
+	Engine  string
 	Name    string // "name", "service" (same compose project) or "project/service"
 	Healthy bool   // ":healthy" suffix: wait for the health check to pass
 }

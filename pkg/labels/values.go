@@ -194,21 +194,39 @@ func canonicalSignal(v string) (string, bool) {
 func (p *parser) dependsOn(v string) {
 	self := strings.TrimPrefix(p.opt.Name, "/")
 	for _, item := range p.split(KeyDependsOn, v) {
-		name, cond, hasCond := strings.Cut(item, ":")
+		engine, name, cond, hasCond := splitDependency(item)
 		healthy := hasCond && strings.EqualFold(cond, "healthy")
 		switch {
 		case hasCond && !healthy:
 			p.failItem(KeyDependsOn, item, "unknown condition %q; only :healthy is supported", cond)
+		case engine != "" && !validContainerName(engine):
+			p.failItem(KeyDependsOn, item, "not an engine name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
 		case !validDependencyName(name):
 			p.failItem(KeyDependsOn, item, "not a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, or project/service)")
-		case name == self:
+		case name == self && engine == "":
 			p.failItem(KeyDependsOn, item, "the container depends on itself")
-		case slices.ContainsFunc(p.spec.DependsOn, func(d Dependency) bool { return d.Name == name }):
-			p.fail(KeyDependsOn, "%q is listed twice", name)
+		case slices.ContainsFunc(p.spec.DependsOn, func(d Dependency) bool { return d.Name == name && d.Engine == engine }):
+			p.fail(KeyDependsOn, "%q is listed twice", item)
 		default:
-			p.spec.DependsOn = append(p.spec.DependsOn, Dependency{Name: name, Healthy: healthy})
+			p.spec.DependsOn = append(p.spec.DependsOn, Dependency{Engine: engine, Name: name, Healthy: healthy})
 		}
 	}
+}
+
+// splitDependency splits "[engine:]name[:cond]". Two parts are a name and
+// a condition when the second is "healthy" (the form of one engine, which
+// came first), else an engine and a name.
+func splitDependency(item string) (engine, name, cond string, hasCond bool) {
+	parts := strings.SplitN(item, ":", 3)
+	switch {
+	case len(parts) == 3:
+		return parts[0], parts[1], parts[2], true
+	case len(parts) == 2 && strings.EqualFold(parts[1], "healthy"):
+		return "", parts[0], parts[1], true
+	case len(parts) == 2:
+		return parts[0], parts[1], "", false
+	}
+	return "", item, "", false
 }
 
 // validDependencyName accepts "name" or "project/service", each part in

@@ -107,8 +107,11 @@ func TestParseValidLifecycle(t *testing.T) {
 		{"stop_timeout 0", map[string]string{"stop_timeout": "0"}, nil, func(s *labels.Spec) { s.StopTimeout = 0 }},
 		{"stop_timeout", map[string]string{"stop_timeout": "30s"}, nil, func(s *labels.Spec) { s.StopTimeout = 30 * time.Second }},
 		{"wake_timeout", map[string]string{"wake_timeout": "2m"}, nil, func(s *labels.Spec) { s.WakeTimeout = 2 * time.Minute }},
+		{"depends_on on other engines", map[string]string{"depends_on": "nas:db:healthy,nas:app,nas:shared/redis"}, nil, func(s *labels.Spec) {
+			s.DependsOn = []labels.Dependency{{Engine: "nas", Name: "db", Healthy: true}, {Engine: "nas", Name: "app"}, {Engine: "nas", Name: "shared/redis"}}
+		}},
 		{"depends_on", map[string]string{"depends_on": "db:healthy, shared/redis ,cache:HEALTHY,app.v2"}, nil, func(s *labels.Spec) {
-			s.DependsOn = []labels.Dependency{{"db", true}, {"shared/redis", false}, {"cache", true}, {"app.v2", false}}
+			s.DependsOn = []labels.Dependency{{Name: "db", Healthy: true}, {Name: "shared/redis"}, {Name: "cache", Healthy: true}, {Name: "app.v2"}}
 		}},
 		{"wake_paths", map[string]string{"wake_paths": "/, /api/"}, nil, func(s *labels.Spec) { s.WakePaths = []string{"/", "/api/"} }},
 		{"loading_page false", map[string]string{"loading_page": "false"}, nil, func(s *labels.Spec) { s.LoadingPage = false }},
@@ -253,8 +256,9 @@ func TestParseErrorsLifecycle(t *testing.T) {
 func TestParseErrorsOther(t *testing.T) {
 	t.Parallel()
 	runErrors(t, []errorCase{
-		{"depends_on condition", map[string]string{"depends_on": "db:ready"}, "depends_on", "only :healthy"},
-		{"depends_on empty condition", map[string]string{"depends_on": "db:"}, "depends_on", "condition"},
+		{"depends_on condition", map[string]string{"depends_on": "nas:db:ready"}, "depends_on", "only :healthy"},
+		{"depends_on empty name", map[string]string{"depends_on": "db:"}, "depends_on", "container name"},
+		{"depends_on bad engine", map[string]string{"depends_on": "_nas:db"}, "depends_on", "engine name"},
 		{"depends_on no name", map[string]string{"depends_on": ":healthy"}, "depends_on", "container name"},
 		{"depends_on bad first char", map[string]string{"depends_on": "_db"}, "depends_on", "container name"},
 		{"depends_on two slashes", map[string]string{"depends_on": "a/b/c"}, "depends_on", "container name"},

@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,20 +61,36 @@ type depTarget struct {
 	broken    error
 }
 
-// resolveEntryLocked finds a depends_on name among the registry's entries:
-// a container name, a service of the dependent's compose project, or
-// "project/service". Callers hold r.mu.
-func (r *Registry) resolveEntryLocked(from Container, name string) (string, *entry) {
-	if e, ok := r.entries[name]; ok && !strings.Contains(name, "/") {
-		return name, e
+// depEngine is the engine a dependency runs on: the one it names, else
+// the dependent's own.
+func depEngine(from Container, d labels.Dependency) string {
+	return cmp.Or(d.Engine, from.Engine)
+}
+
+// depName is how a dependency is told in reports: "engine:name" when it
+// names an engine.
+func depName(d labels.Dependency) string {
+	if d.Engine == "" {
+		return d.Name
 	}
-	return r.serviceEntryLocked(from, name)
+	return d.Engine + ":" + d.Name
+}
+
+// resolveEntryLocked finds a depends_on entry among the registry's entries
+// on its engine: a container name, a service of the dependent's compose
+// project, or "project/service". Callers hold r.mu.
+func (r *Registry) resolveEntryLocked(from Container, d labels.Dependency) (string, *entry) {
+	engine := depEngine(from, d)
+	if key := Key(engine, d.Name); !strings.Contains(d.Name, "/") && r.entries[key] != nil {
+		return key, r.entries[key]
+	}
+	return r.serviceEntryLocked(from, engine, d.Name)
 }
 
 // serviceEntryLocked finds the compose service a depends_on name means, for
 // a plain name in the dependent's project or for "project/service".
 // Callers hold r.mu.
-func (r *Registry) serviceEntryLocked(from Container, name string) (string, *entry) {
+func (r *Registry) serviceEntryLocked(from Container, engine, name string) (string, *entry) {
 	project, service, qualified := strings.Cut(name, "/")
 	if !qualified {
 		project, service = from.Project, name
@@ -86,7 +103,7 @@ func (r *Registry) serviceEntryLocked(from Container, name string) (string, *ent
 	var bestName string
 	var best *entry
 	for n, e := range r.entries {
-		if e.container.Project != project || e.container.Service != service {
+		if e.container.Engine != engine || e.container.Project != project || e.container.Service != service {
 			continue
 		}
 		if best == nil || (e.w != nil && best.w == nil) ||
@@ -115,17 +132,24 @@ func entryTarget(name string, e *entry) (t depTarget, ok bool) {
 // container ID or ID prefix never matches (the engine's inspect would
 // accept one, which is why names go through the finder's exact lookup).
 func (r *Registry) resolve(ctx context.Context, from Container, d labels.Dependency) (depTarget, error) {
+	engine := depEngine(from, d)
+	eng, known := r.engineOf(engine)
+	if !known {
+		return depTarget{}, fmt.Errorf("engine %q is not configured", engine)
+	}
 	project, service, qualified := strings.Cut(d.Name, "/")
 	if !qualified {
+		key := Key(engine, d.Name)
 		r.mu.Lock()
-		t, ok := entryTarget(d.Name, r.entries[d.Name])
+		t, ok := entryTarget(key, r.entries[key])
 		r.mu.Unlock()
 		if ok {
 			return t, nil
 		}
-		if r.cfg.Finder != nil {
-			c, err := r.cfg.Finder.FindName(ctx, d.Name)
+		if eng.Finder != nil {
+			c, err := eng.Finder.FindName(ctx, d.Name)
 			if err == nil {
+				c.Engine = engine
 				return depTarget{unmanaged: c}, nil
 			}
 			if !errors.Is(err, ErrNotFound) {
@@ -138,18 +162,19 @@ func (r *Registry) resolve(ctx context.Context, from Container, d labels.Depende
 		}
 	}
 	r.mu.Lock()
-	t, ok := entryTarget(r.serviceEntryLocked(from, d.Name))
+	t, ok := entryTarget(r.serviceEntryLocked(from, engine, d.Name))
 	r.mu.Unlock()
 	if ok {
 		return t, nil
 	}
-	if r.cfg.Finder == nil {
+	if eng.Finder == nil {
 		return depTarget{}, ErrDependencyNotFound
 	}
-	c, err := r.cfg.Finder.FindService(ctx, project, service)
+	c, err := eng.Finder.FindService(ctx, project, service)
 	if errors.Is(err, ErrNotFound) {
 		return depTarget{}, ErrDependencyNotFound
 	}
+	c.Engine = engine
 	return depTarget{unmanaged: c}, err
 }
 
@@ -163,11 +188,11 @@ func (r *Registry) WakeDeps(ctx context.Context, w *Watcher, report func(EventTy
 	g, gctx := errgroup.WithContext(ctx)
 	for _, d := range deps {
 		g.Go(func() error {
-			report(EventDependencyWaking, "starting "+d.Name)
+			report(EventDependencyWaking, "starting "+depName(d))
 			if err := r.wakeDep(gctx, w.Name(), from, d); err != nil {
-				return &DependencyError{Name: d.Name, Err: err}
+				return &DependencyError{Name: depName(d), Err: err}
 			}
-			report(EventDependencyReady, d.Name+" ready")
+			report(EventDependencyReady, depName(d)+" ready")
 			return nil
 		})
 	}
@@ -205,26 +230,31 @@ func (r *Registry) wakeUnmanaged(ctx context.Context, dependent string, c Contai
 	// Noting the user and reading the stop in one section: a Released that
 	// comes after either sees this dependent, one that came before has
 	// registered its stop.
-	if stopping := r.unmanaged.use(c.ID, dependent); stopping != nil {
+	eng, _ := r.engineOf(c.Engine)
+	rt := eng.Runtime
+	if c.Engine != "" {
+		rt = wrapEngine(c.Engine, rt, eng.Health)
+	}
+	if stopping := r.unmanaged.use(c.ID, dependent, rt); stopping != nil {
 		select {
 		case <-stopping:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		r.unmanaged.use(c.ID, dependent) // the stop forgot the users
+		r.unmanaged.use(c.ID, dependent, rt) // the stop forgot the users
 	}
 	err := r.unmanaged.start(ctx, c.ID, func(ctx context.Context) (bool, error) {
-		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
+		cur, err := eng.Finder.Inspect(ctx, c.ID)
 		if err != nil {
 			return false, err
 		}
 		switch cur.Status {
 		case StatusPaused:
-			return false, r.cfg.Runtime.Unpause(ctx, c.ID)
+			return false, rt.Unpause(ctx, c.ID)
 		case StatusRunning, StatusRestarting:
 			return false, nil
 		}
-		if err := r.cfg.Runtime.Start(ctx, c.ID); err != nil {
+		if err := rt.Start(ctx, c.ID); err != nil {
 			return false, fmt.Errorf("start: %w", err)
 		}
 		return true, nil
@@ -247,16 +277,18 @@ func (r *Registry) awaitUnmanaged(ctx context.Context, c Container, healthy bool
 	defer wg.Wait()
 	defer stop()
 	var passed <-chan struct{} // nil until the health URL is followed
+	eng, _ := r.engineOf(c.Engine)
+	finder := eng.Finder
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		cur, err := r.cfg.Finder.Inspect(ctx, c.ID)
+		cur, err := finder.Inspect(ctx, c.ID)
 		if err != nil {
 			return err
 		}
 		if healthy && passed == nil && cur.Awake() {
 			// Published ports exist only once it runs: build the probe now.
-			passed = r.fastHealth(pctx, &wg, cur)
+			passed = r.fastHealth(pctx, &wg, cur, eng.SelfNetworks)
 		}
 		switch {
 		case cur.Status == StatusStopped && cur.StartedAt.After(c.StartedAt):
@@ -278,10 +310,10 @@ func (r *Registry) awaitUnmanaged(ctx context.Context, c Container, healthy bool
 // wake's cadence, as a managed one's is: the returned channel closes when
 // its own test passes, and never when there is nothing to follow. The
 // probing ends with ctx, and wg waits for it.
-func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Container) <-chan struct{} {
+func (r *Registry) fastHealth(ctx context.Context, wg *sync.WaitGroup, c Container, self []string) <-chan struct{} {
 	never := make(chan struct{})
 	p := newProber()
-	probe := unmanagedHealthProbe(p, c, r.cfg.SelfNetworks)
+	probe := unmanagedHealthProbe(p, c, self)
 	if probe == nil {
 		p.close()
 		return never
@@ -340,8 +372,9 @@ func (r *Registry) releaseGone(ws []*Watcher) {
 			defer r.wg.Done()
 			ctx, cancel := context.WithTimeout(r.lifetime, time.Minute)
 			defer cancel()
-			if r.cfg.Finder != nil {
-				if _, err := r.cfg.Finder.FindName(ctx, name); !errors.Is(err, ErrNotFound) {
+			engine, bare := SplitKey(name)
+			if eng, _ := r.engineOf(engine); eng.Finder != nil {
+				if _, err := eng.Finder.FindName(ctx, bare); !errors.Is(err, ErrNotFound) {
 					return
 				}
 			}
@@ -360,7 +393,7 @@ func (r *Registry) depEdgesLocked(names []string) (deps map[string][]string, inC
 			continue
 		}
 		for _, d := range e.spec.DependsOn {
-			if dn, de := r.resolveEntryLocked(e.container, d.Name); de != nil && de.spec != nil {
+			if dn, de := r.resolveEntryLocked(e.container, d); de != nil && de.spec != nil {
 				deps[n] = append(deps[n], dn)
 			}
 		}

@@ -124,6 +124,16 @@ func (h *EngineHealth) Up() bool {
 	return h.up
 }
 
+// LastError returns why the engine could not be reached last time, or nil.
+func (h *EngineHealth) LastError() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lastErr
+}
+
+// Name returns the engine's name as Check's messages give it.
+func (h *EngineHealth) Name() string { return h.cfg.Engine }
+
 // Check returns nil when sleeper is healthy, else why not (wrapping
 // ErrEngineWaiting, ErrDiscovering or ErrEngineDown).
 func (h *EngineHealth) Check() error {

@@ -30,6 +30,11 @@ type ReconcilerConfig struct {
 	// Health is told whether the engine answers and when the first full
 	// list is done (for /healthz and sleeper_docker_up). May be nil.
 	Health *EngineHealth
+	// EngineName names the Source among several engines feeding one
+	// Registry: it is stamped into every Container.Engine, and only the
+	// registry's containers of that engine are this reconciler's. "" is
+	// the registry's default engine.
+	EngineName string
 }
 
 // Reconciler keeps the Registry in step with the engine. Events only queue a
@@ -184,13 +189,14 @@ func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.
 			continue
 		}
 		seen[c.Name] = true
+		c.Engine = r.cfg.EngineName
 		if !labels.Enabled(c.Labels, r.cfg.Prefix) {
-			r.cfg.Registry.RemoveIfOlder(c.Name, began)
+			r.cfg.Registry.RemoveIfOlder(r.key(c.Name), began)
 			continue
 		}
 		apply = append(apply, c)
 	}
-	for _, n := range r.cfg.Registry.Names() {
+	for _, n := range r.cfg.Registry.NamesOn(r.cfg.EngineName) {
 		if !seen[n] {
 			r.q.add(n)
 		}
@@ -203,10 +209,13 @@ func (r *Reconciler) relist(ctx context.Context, listed []Container, began time.
 	}
 	r.cfg.Registry.ApplyAll(apply)
 	for _, c := range apply {
-		r.cfg.Registry.ObserveStub(ctx, c.Name)
+		r.cfg.Registry.ObserveStub(ctx, r.key(c.Name))
 	}
 	return true
 }
+
+// key is the registry key of this engine's container name.
+func (r *Reconciler) key(name string) string { return Key(r.cfg.EngineName, name) }
 
 // engine names the source in log messages.
 func (r *Reconciler) engine() string { return cmp.Or(r.cfg.Engine, "engine") }
@@ -236,28 +245,34 @@ func (r *Reconciler) reconcile(ctx context.Context, name string) {
 	c, err := r.cfg.Source.Inspect(ctx, name)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		r.cfg.Registry.Remove(name)
+		r.cfg.Registry.Remove(r.key(name))
 		return
 	case err != nil:
 		// The engine is unreachable: the stream breaks too, and the relist
 		// after reconnecting queues this name again.
 		if ctx.Err() == nil {
-			r.log.Warn("inspect failed", "container", name, "error", err)
+			r.log.Warn("inspect failed", "container", r.key(name), "error", err)
 		}
 		return
 	}
 	if c.Name != name || !labels.Enabled(c.Labels, r.cfg.Prefix) {
 		// Renamed away, or the enable label is gone.
-		r.cfg.Registry.Remove(name)
+		r.cfg.Registry.Remove(r.key(name))
 		if c.Name != name {
 			r.q.add(c.Name)
 		}
 		return
 	}
+	c.Engine = r.cfg.EngineName
 	r.cfg.Registry.Apply(c)
-	r.cfg.Registry.ObserveStub(ctx, name)
+	r.cfg.Registry.ObserveStub(ctx, r.key(name))
 }
 
 // Enqueue asks for a container to be reconciled, for sources of change other
-// than Docker events (the Proxmox poller).
-func (r *Reconciler) Enqueue(name string) { r.q.add(name) }
+// than Docker events (the Proxmox poller). It takes a registry key (see
+// Key) and ignores one of another engine.
+func (r *Reconciler) Enqueue(key string) {
+	if engine, name := SplitKey(key); engine == r.cfg.EngineName {
+		r.q.add(name)
+	}
+}

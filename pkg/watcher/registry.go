@@ -35,6 +35,11 @@ type RegistryConfig struct {
 	// Location is the time zone of keep-warm windows (--timezone); nil
 	// means the process's.
 	Location *time.Location
+	// Engines are the named engines beside the default one (Runtime,
+	// Finder, Provider, SelfNetworks), by the name their containers carry
+	// in Container.Engine. A container of an engine not listed is a
+	// config error.
+	Engines map[string]Engine
 }
 
 // Registry holds one entry per labelled container, keyed by name so that a
@@ -101,7 +106,7 @@ func NewRegistry(cfg RegistryConfig) *Registry {
 		shared:   map[string]*sharedRuntime{},
 	}
 	r.routes.Store(newRoutes())
-	r.unmanaged = newUnmanagedDeps(lifetime, &r.wg, cfg.Runtime, cfg.Log, func(dependent string) bool {
+	r.unmanaged = newUnmanagedDeps(lifetime, &r.wg, cfg.Log, func(dependent string) bool {
 		w := r.Routes().ByName[dependent]
 		return w != nil && w.Awake()
 	})
@@ -148,8 +153,11 @@ func (r *Registry) parseAll(cs []Container) []parsed {
 		opt.Name = c.Name
 		spec, err := labels.Parse(c.Labels, opt)
 		if errors.Is(err, labels.ErrNotEnabled) {
-			r.Remove(c.Name)
+			r.Remove(Key(c.Engine, c.Name))
 			continue
+		}
+		if _, ok := r.engineOf(c.Engine); !ok && err == nil {
+			err = fmt.Errorf("engine %q is not configured", c.Engine)
 		}
 		for _, note := range spec.HostNotes {
 			r.log.Debug("host not taken from another tool's label", "container", c.Name, "note", note)
@@ -197,7 +205,7 @@ func (r *Registry) ApplyAll(cs []Container) {
 	for _, p := range ps {
 		// A stub's own state means nothing: its workload is observed
 		// through ObserveStub.
-		if e := r.entries[p.c.Name]; e != nil && e.w != nil && e.target == nil {
+		if e := r.entries[Key(p.c.Engine, p.c.Name)]; e != nil && e.w != nil && e.target == nil {
 			obs = append(obs, observe{e.w, p.c})
 		}
 	}
@@ -211,14 +219,15 @@ func (r *Registry) ApplyAll(cs []Container) {
 // recordLocked stores one parsed container in its entry. It returns the
 // watchers to close and whether the routes may have changed. Callers hold r.mu.
 func (r *Registry) recordLocked(c Container, spec labels.Spec, target *Target, err error) (moved []*Watcher, changed, stale bool) {
-	e := r.entries[c.Name]
+	key := Key(c.Engine, c.Name)
+	e := r.entries[key]
 	if e != nil && !c.InspectedAt.IsZero() && c.InspectedAt.Before(e.container.InspectedAt) {
 		// An older inspect than the one applied (a relist racing a worker).
 		return nil, false, true
 	}
 	if e == nil {
 		e = &entry{}
-		r.entries[c.Name] = e
+		r.entries[key] = e
 		changed = true
 	}
 	prevErr := e.err
@@ -234,7 +243,7 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, target *Target, e
 		changed = changed || e.spec != nil
 		e.spec, e.err = nil, err
 		if prevErr == nil || prevErr.Error() != err.Error() {
-			r.log.Error("container not managed: bad labels", "container", c.Name, "error", err)
+			r.log.Error("container not managed: bad labels", "container", key, "error", err)
 		}
 	} else {
 		changed = changed || e.spec == nil || !reflect.DeepEqual(*e.spec, spec)
@@ -246,7 +255,7 @@ func (r *Registry) recordLocked(c Container, spec labels.Spec, target *Target, e
 			e.w.Update(spec)
 		}
 	}
-	r.rec.ConfigError(c.Name, err != nil || e.cycle)
+	r.rec.ConfigError(key, err != nil || e.cycle)
 	return moved, changed, false
 }
 
@@ -295,7 +304,22 @@ func (r *Registry) RemoveIfOlder(name string, seen time.Time) {
 	r.log.Info("container forgotten", "container", name)
 }
 
-// Names returns the names of every container the registry knows.
+// NamesOn returns the names (not keys) of the containers the registry
+// knows from one engine, sorted: what that engine's reconciler relists.
+func (r *Registry) NamesOn(engine string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names []string
+	for k := range r.entries {
+		if en, n := SplitKey(k); en == engine {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Names returns the keys (see Key) of every container the registry knows.
 func (r *Registry) Names() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -330,7 +354,8 @@ func (r *Registry) List() []Info {
 	slices.SortFunc(all, func(a, b pair) int { return strings.Compare(a.name, b.name) })
 	out := make([]Info, 0, len(all))
 	for _, p := range all {
-		info := Info{Name: p.name, ID: p.e.container.ID, Provider: r.cfg.Provider}
+		eng, _ := r.engineOf(p.e.container.Engine)
+		info := Info{Name: p.name, ID: p.e.container.ID, Provider: eng.Provider}
 		if p.e.target != nil {
 			info.Provider = p.e.target.Provider
 		}
@@ -346,6 +371,9 @@ func (r *Registry) List() []Info {
 		}
 		if p.e.targetErr != "" {
 			errs = append(errs, p.e.targetErr)
+		}
+		if eng.Health != nil && !eng.Health.Up() {
+			errs = append(errs, (&EngineError{Engine: p.e.container.Engine, Err: eng.Health.LastError()}).Error())
 		}
 		for _, k := range slices.Sorted(maps.Keys(p.e.problems)) {
 			errs = append(errs, p.e.problems[k])
@@ -466,14 +494,19 @@ func (r *Registry) manageLocked(name string, rt *Routes, inCycle map[string]stri
 // A stub is driven by the runtime its workload's stubs share, and learns
 // its state from ObserveStub, not from its own. Callers hold r.mu.
 func (r *Registry) newWatcherLocked(name string, e *entry) *Watcher {
+	eng, _ := r.engineOf(e.container.Engine)
+	rt := eng.Runtime
+	if e.container.Engine != "" {
+		rt = wrapEngine(e.container.Engine, rt, eng.Health)
+	}
 	cfg := Config{
 		Name:         name,
 		Spec:         *e.spec,
-		Runtime:      r.cfg.Runtime,
-		Provider:     r.cfg.Provider,
+		Runtime:      rt,
+		Provider:     eng.Provider,
 		Log:          r.log,
 		Recorder:     r.rec,
-		SelfNetworks: r.cfg.SelfNetworks,
+		SelfNetworks: eng.SelfNetworks,
 		Graph:        r,
 		Location:     r.cfg.Location,
 	}

@@ -50,6 +50,10 @@ type Container struct {
 	// Check, StopSignal, StartedAt, FinishedAt, ExitCode and Error are
 	// unknown (zero), not absent.
 	Listed bool
+	// Engine names the engine the container came from, among several;
+	// "" for the registry's default one. The reconciler of each engine
+	// stamps it; the registry keys the container by Key(Engine, Name).
+	Engine string
 	ID     string
 	Name   string // without the leading slash
 	Labels map[string]string

@@ -26,7 +26,6 @@ import (
 // Its mutex guards its maps only and is never held with the registry's or a
 // watcher's: awake reads the lock-free routes.
 type unmanagedDeps struct {
-	rt    Runtime
 	log   *slog.Logger
 	awake func(dependent string) bool // reads the routes snapshot
 	// lifetime and wg are the registry's: retried stops run under the
@@ -36,15 +35,17 @@ type unmanagedDeps struct {
 
 	mu          sync.Mutex
 	users       map[string]map[string]bool // dependency ID → dependent names
+	rts         map[string]Runtime         // dependency ID → the runtime of its engine
 	startedByUs map[string]bool
 	stopping    map[string]chan struct{} // closed when that dependency's stop returns
 	starts      singleflight.Group
 }
 
-func newUnmanagedDeps(lifetime context.Context, wg *sync.WaitGroup, rt Runtime, log *slog.Logger, awake func(string) bool) *unmanagedDeps {
+func newUnmanagedDeps(lifetime context.Context, wg *sync.WaitGroup, log *slog.Logger, awake func(string) bool) *unmanagedDeps {
 	return &unmanagedDeps{
-		rt: rt, log: log, awake: awake, lifetime: lifetime, wg: wg,
+		log: log, awake: awake, lifetime: lifetime, wg: wg,
 		users:       map[string]map[string]bool{},
+		rts:         map[string]Runtime{},
 		startedByUs: map[string]bool{},
 		stopping:    map[string]chan struct{}{},
 	}
@@ -54,9 +55,10 @@ func newUnmanagedDeps(lifetime context.Context, wg *sync.WaitGroup, rt Runtime, 
 // of a stop of it under way, or nil. Noting the user and reading the stop
 // in one section: a release that comes after either sees this dependent,
 // one that came before has registered its stop.
-func (u *unmanagedDeps) use(id, dependent string) (stopping <-chan struct{}) {
+func (u *unmanagedDeps) use(id, dependent string, rt Runtime) (stopping <-chan struct{}) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	u.rts[id] = rt
 	if u.users[id] == nil {
 		u.users[id] = map[string]bool{}
 	}
@@ -124,9 +126,10 @@ func (u *unmanagedDeps) stopUnused(ctx context.Context, id, after string, attemp
 	delete(u.users, id) // nobody awake uses it; the next wake notes its users again
 	done := make(chan struct{})
 	u.stopping[id] = done
+	rt := u.rts[id]
 	u.mu.Unlock()
 
-	err := u.rt.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout})
+	err := rt.Stop(ctx, id, StopOptions{Timeout: labels.DefaultStopTimeout})
 	if errors.Is(err, ErrNotFound) {
 		err = nil // removed meanwhile: nothing left to stop
 	}
@@ -134,6 +137,7 @@ func (u *unmanagedDeps) stopUnused(ctx context.Context, id, after string, attemp
 	delete(u.stopping, id)
 	if err == nil {
 		delete(u.startedByUs, id)
+		delete(u.rts, id)
 	}
 	u.mu.Unlock()
 	close(done)

@@ -1,0 +1,190 @@
+package dockertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// SecondBridge is the bridge a second engine's containers sit on. Tests
+// never send traffic to its addresses: containers there publish on
+// 127.0.0.1 like everywhere else.
+const SecondBridge = "br-d2"
+
+// Engine is a second Docker engine on this machine, beside the main one:
+// its own data and exec roots, socket and bridge (FACTS.md). The harness
+// starts it and tears it down; tests stop and restart it to see sleeper
+// ride out an engine that goes away.
+type Engine struct {
+	// Host is the engine's address for a client: unix://DIR/docker.sock.
+	Host string
+	dir  string
+	cfg  string
+	log  *lockedBuffer
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+	// done is closed when the running dockerd exits.
+	done chan struct{}
+}
+
+// SecondEngine starts a second dockerd and loads the given images into it
+// from the main engine. It skips the test, saying why, when dockerd cannot
+// start here (not root, no bridge, no fuse-overlayfs); it stops the engine
+// and removes its bridge when the test ends.
+func SecondEngine(t testing.TB, images ...string) *Engine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("dockertest: a second engine needs root (dockerd, a bridge)")
+	}
+	for _, bin := range []string{"dockerd", "ip", "fuse-overlayfs", "docker"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("dockertest: a second engine needs %s: %v", bin, err)
+		}
+	}
+	// Socket paths have a length limit: keep the directory short.
+	dir, err := os.MkdirTemp("/tmp", "d2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir,
+		cfg: filepath.Join(dir, "daemon.json"), log: &lockedBuffer{}}
+	if err := os.WriteFile(e.cfg, []byte(`{"storage-driver":"fuse-overlayfs"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("ip", "link", "del", SecondBridge).Run() // a leftover of a killed run
+	for _, args := range [][]string{
+		{"link", "add", SecondBridge, "type", "bridge"},
+		{"addr", "add", "10.231.0.1/24", "dev", SecondBridge},
+		{"link", "set", SecondBridge, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Skipf("dockertest: a second engine needs bridge %s: ip %v: %v: %s", SecondBridge, args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		e.Stop(t)
+		_ = exec.Command("ip", "link", "del", SecondBridge).Run()
+		_ = os.RemoveAll(dir)
+	})
+	if err := e.start(); err != nil {
+		t.Skipf("dockertest: second dockerd does not start here: %v\n%s", err, e.logs())
+	}
+	for _, img := range images {
+		sh := fmt.Sprintf("docker save %s | docker -H %s load", img, e.Host)
+		if out, err := exec.Command("sh", "-c", sh).CombinedOutput(); err != nil {
+			t.Fatalf("dockertest: load %s into the second engine: %v: %s", img, err, out)
+		}
+	}
+	return e
+}
+
+// Client returns a client of the engine, closed when the test ends.
+func (e *Engine) Client(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.New(client.WithHost(e.Host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// start runs dockerd and waits until it answers.
+func (e *Engine) start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cmd := exec.Command("dockerd", "--config-file", e.cfg,
+		"--data-root", filepath.Join(e.dir, "root"), "--exec-root", filepath.Join(e.dir, "exec"),
+		"--pidfile", filepath.Join(e.dir, "pid"), "-H", e.Host, "-b", SecondBridge,
+		"--iptables=false", "--ip-masq=false")
+	cmd.Stdout, cmd.Stderr = e.log, e.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	e.cmd, e.done = cmd, done
+	cli, err := client.New(client.WithHost(e.Host))
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cli.Ping(ctx, client.PingOptions{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("dockerd exited: %v", cmd.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dockerd did not answer within a minute: %w", err)
+		}
+	}
+}
+
+// Stop ends the engine (SIGTERM, as a host shutdown does; SIGKILL after
+// 30 s) and waits for it. Stopping a stopped engine does nothing.
+func (e *Engine) Stop(t testing.TB) {
+	e.mu.Lock()
+	cmd, done := e.cmd, e.done
+	e.cmd = nil
+	e.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Log("dockertest: second dockerd killed after 30 s")
+	}
+}
+
+// Restart starts the engine again after Stop.
+func (e *Engine) Restart(t testing.TB) {
+	t.Helper()
+	if err := e.start(); err != nil {
+		t.Fatalf("dockertest: restart second dockerd: %v\n%s", err, e.logs())
+	}
+}
+
+func (e *Engine) logs() string { return e.log.tail(4000) }
+
+// lockedBuffer is dockerd's output, written by exec's copier while a
+// failing test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.b.Bytes()
+	return string(b[max(0, len(b)-n):])
+}
