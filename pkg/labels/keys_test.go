@@ -48,8 +48,8 @@ func TestKeysTableComplete(t *testing.T) {
 			}
 		}
 	}
-	if len(consts) != 21 {
-		t.Errorf("keys.go declares %d Key* constants, README's label table has 21", len(consts))
+	if len(consts) != 22 {
+		t.Errorf("keys.go declares %d Key* constants, README's label table has 22", len(consts))
 	}
 	table := slices.Clone(knownKeys[:])
 	if len(table) != len(consts) {

@@ -36,6 +36,7 @@ var setters = map[string]func(*parser, string){
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
 	KeyProxmoxType: (*parser).proxmoxType,
+	KeyReplicas:    (*parser).replicas,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a

@@ -93,6 +93,9 @@ type Spec struct {
 	Upstream    *url.URL // nil means derived from the container's addresses
 	HealthExec  bool     // run a health test that names no URL through the engine's exec API
 	Proxmox     *Proxmox // non-nil for a stub container that configures a Proxmox guest
+	// Replicas is how many replicas a Swarm service runs awake; 0 means
+	// the label is absent (the provider decides).
+	Replicas uint64
 }
 
 // Options carries what parsing needs besides the labels themselves.
