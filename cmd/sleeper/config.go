@@ -14,6 +14,7 @@ import (
 
 	"sleeper/pkg/labels"
 	"sleeper/pkg/proxy"
+	"sleeper/pkg/webhook"
 )
 
 // config is every flag sleeper reads (README, "Flags"). Each flag can
@@ -47,6 +48,13 @@ type config struct {
 	// HostsFrom are the foreign labels read for hosts when a container has
 	// no hosts label (labels.SourceTraefik, labels.SourceCaddy).
 	HostsFrom []string
+	// IgnoreAgents are the lower-case User-Agent substrings whose requests
+	// neither wake nor count as activity (--ignore-agents).
+	IgnoreAgents []string
+	// WebhookURLs receive a JSON POST on woke, slept, wake_failed and
+	// config_error; WebhookSecret signs them (HMAC-SHA256).
+	WebhookURLs   []string
+	WebhookSecret string
 }
 
 // envName maps a flag name to its environment variable.
@@ -77,6 +85,30 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		c.HostsFrom = from
 		return err
 	})
+	c.IgnoreAgents, _ = labels.ParseAgents(proxy.DefaultIgnoreAgents())
+	fs.Func("ignore-agents", "comma-separated User-Agent substrings (any case) whose requests neither wake a container nor count as activity; empty turns it off (default: common uptime monitors: "+proxy.DefaultIgnoreAgents()+")", func(v string) error {
+		agents, err := labels.ParseAgents(v)
+		c.IgnoreAgents = agents
+		return err
+	})
+	// Repeatable; the environment may hold a comma list. URLs given on
+	// the command line replace the environment's, as for every flag.
+	fromFlags := false
+	parsingFlags := false
+	fs.Func("webhook-url", "POST a JSON event (woke, slept, wake_failed, config_error) to this URL; repeatable", func(v string) error {
+		if parsingFlags && !fromFlags {
+			c.WebhookURLs, fromFlags = nil, true
+		}
+		for item := range strings.SplitSeq(v, ",") {
+			u, err := webhook.ParseURL(strings.TrimSpace(item))
+			if err != nil {
+				return err
+			}
+			c.WebhookURLs = append(c.WebhookURLs, u)
+		}
+		return nil
+	})
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 in X-Sleeper-Signature (prefer the env var: flags show in ps)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")
@@ -103,6 +135,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := errors.Join(envErrs...); err != nil {
 		return c, err
 	}
+	parsingFlags = true
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -27,6 +27,7 @@ import (
 	"sleeper/pkg/proxy"
 	"sleeper/pkg/stream"
 	"sleeper/pkg/watcher"
+	"sleeper/pkg/webhook"
 )
 
 func main() {
@@ -82,6 +83,14 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	// One recorder for the whole process: the registry, its watchers, the
 	// proxy and the reconciler report to it; the admin listener serves it.
 	rec := metrics.New(metrics.Config{Version: versionString()})
+	// Wakes, sleeps and label errors also go to the webhooks, when set:
+	// the watchers report to a recorder that fans out to both.
+	var events watcher.Recorder = rec
+	var hooks *webhook.Notifier
+	if len(cfg.WebhookURLs) > 0 {
+		hooks = webhook.New(webhook.Config{URLs: cfg.WebhookURLs, Secret: cfg.WebhookSecret, Log: log})
+		events = webhook.NewRecorder(rec, hooks)
+	}
 	health := watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: docker.Provider + " engine", OnChange: rec.DockerUp})
 	adminHandler := admin.NewHandler(admin.Config{
 		Health:  health,
@@ -101,8 +110,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("admin listening", "addr", adminLn.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveAdmin(gctx, adminLn, adminHandler) })
+	if hooks != nil {
+		g.Go(func() error { return hooks.Run(gctx) })
+	}
 	g.Go(func() error {
-		return serveEngine(gctx, cfg, log, engineDeps{dk: dk, rec: rec, health: health, admin: adminHandler})
+		return serveEngine(gctx, cfg, log, engineDeps{dk: dk, rec: rec, events: events, hooks: hooks, health: health, admin: adminHandler})
 	})
 	return g.Wait()
 }
@@ -111,6 +123,8 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 type engineDeps struct {
 	dk     *docker.Docker
 	rec    *metrics.Recorder
+	events watcher.Recorder  // rec, or rec and the webhooks
+	hooks  *webhook.Notifier // nil without --webhook-url
 	health *watcher.EngineHealth
 	admin  *admin.Handler
 }
@@ -135,7 +149,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime:  d.dk,
 		Log:      log,
-		Recorder: d.rec,
+		Recorder: d.events,
 		Labels: labels.Options{
 			Prefix:             cfg.LabelPrefix,
 			Domain:             cfg.Domain,
@@ -151,6 +165,9 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 	defer reg.Close()
 	d.rec.Watch(reg)
 	d.admin.Attach(reg)
+	if d.hooks != nil {
+		d.hooks.Attach(reg)
+	}
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{
 		Source:      d.dk,
 		Registry:    reg,
@@ -179,7 +196,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 		Addr: cfg.Addr,
 		Handler: proxy.NewHandler(proxy.Config{
 			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rc.Synced(),
-			TrustedProxies: cfg.TrustedProxies,
+			TrustedProxies: cfg.TrustedProxies, IgnoreAgents: cfg.IgnoreAgents,
 		}),
 		Routes:   d.reg,
 		Problems: d.reg,

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,6 +92,22 @@ func TestConfigPrecedence(t *testing.T) {
 			func(c config) bool { return fmt.Sprint(c.HostsFrom) == "[caddy]" }},
 		{"hosts from off by env none", nil, map[string]string{"SLEEPER_HOSTS_FROM": "none"},
 			func(c config) bool { return len(c.HostsFrom) == 0 }},
+		{"ignore agents: uptime monitors by default", nil, nil, func(c config) bool {
+			return slices.Contains(c.IgnoreAgents, "uptime-kuma") && slices.Contains(c.IgnoreAgents, "uptimerobot")
+		}},
+		{"ignore agents off by an empty flag", []string{"--ignore-agents="}, nil,
+			func(c config) bool { return len(c.IgnoreAgents) == 0 }},
+		{"ignore agents from env", nil, map[string]string{"SLEEPER_IGNORE_AGENTS": "MyBot, other"},
+			func(c config) bool { return fmt.Sprint(c.IgnoreAgents) == "[mybot other]" }},
+		{"webhook urls repeatable", []string{"--webhook-url=http://127.0.0.1:1/a", "--webhook-url", "https://h.example/b"}, nil,
+			func(c config) bool { return fmt.Sprint(c.WebhookURLs) == "[http://127.0.0.1:1/a https://h.example/b]" }},
+		{"webhook urls flag over env", []string{"--webhook-url=http://127.0.0.1:1/a"},
+			map[string]string{"SLEEPER_WEBHOOK_URL": "http://e/1,http://e/2", "SLEEPER_WEBHOOK_SECRET": "k"},
+			func(c config) bool {
+				return fmt.Sprint(c.WebhookURLs) == "[http://127.0.0.1:1/a]" && c.WebhookSecret == "k"
+			}},
+		{"webhook urls from env", nil, map[string]string{"SLEEPER_WEBHOOK_URL": "http://e/1, http://e/2"},
+			func(c config) bool { return fmt.Sprint(c.WebhookURLs) == "[http://e/1 http://e/2]" }},
 		{"DOCKER_HOST fallback", nil, map[string]string{"DOCKER_HOST": "tcp://127.0.0.1:2375"},
 			func(c config) bool { return c.DockerHost == "tcp://127.0.0.1:2375" }},
 		{"--docker-host over DOCKER_HOST", []string{"--docker-host", "unix:///x.sock"},

@@ -82,6 +82,10 @@ type stackOptions struct {
 	// (frontproxy_test.go).
 	hostsFrom      []string
 	trustedProxies []netip.Prefix
+	// ignoreAgents is --ignore-agents; recorder, when set, receives what
+	// the watchers do (a webhook recorder; policy_test.go).
+	ignoreAgents []string
+	recorder     watcher.Recorder
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -122,7 +126,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	guests, poller := startPVE(t, opt, log)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: dk, Finder: dk, Log: log, Provider: docker.Provider,
+		Runtime: dk, Finder: dk, Log: log, Provider: docker.Provider, Recorder: opt.recorder,
 		Targets: proxmox.Targets{Guests: guests, Prefix: opt.prefix},
 		Labels:  labels.Options{Prefix: opt.prefix, Domain: opt.domain, HostsFrom: opt.hostsFrom, DefaultIdleTimeout: time.Hour},
 	})
@@ -132,7 +136,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	}
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr:    "127.0.0.1:0",
-		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log, TrustedProxies: opt.trustedProxies}),
+		Handler: proxy.NewHandler(proxy.Config{Routes: reg, MaxHeld: opt.maxHeld, Log: log, TrustedProxies: opt.trustedProxies, IgnoreAgents: opt.ignoreAgents}),
 		Routes:  reg, Problems: reg, Log: log, ListenHost: "127.0.0.1", Grace: 2 * time.Second,
 		ReadHeaderTimeout: opt.readHeaderTimeout,
 	})

@@ -119,6 +119,7 @@ func (h *Handler) Attach(reg Registry) {
 		s, mux := h.s, h.mux
 		s.cfg.Registry = reg
 		mux.HandleFunc("GET /{$}", s.statusPage)
+		mux.Handle("GET /static/", serveStatic())
 		mux.HandleFunc("GET /api/containers", s.listContainers)
 		mux.HandleFunc("GET /api/containers/{name}", s.getContainer)
 		mux.HandleFunc("POST /api/containers/{name}/wake", s.authorize(s.wake))

@@ -12,56 +12,40 @@ import (
 	"sleeper/pkg/watcher"
 )
 
-// statusTemplate is the status page: plain HTML that refreshes itself, no
-// script and no external asset, so it works from a locked-down network and
-// in any browser. html/template escapes every value: container names and
-// error texts come from labels anyone with Docker access can write.
+// statusTemplate is the status page: plain HTML with its stylesheet and
+// one small script served by the admin listener itself (static/), no
+// external asset, so it works from a locked-down network. Without script
+// it still refreshes itself (noscript). The script refreshes it, and, with
+// --admin-token set, drives the wake and sleep buttons (statusCSP forbids
+// any inline code). html/template escapes every value: container names
+// and error texts come from labels anyone with Docker access can write.
 var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="refresh" content="5">
+<noscript><meta http-equiv="refresh" content="5"></noscript>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>sleeper</title>
-<style>
-:root { --bg: #fff; --fg: #1b1f24; --muted: #667085; --line: #e4e7ec; --head: #f6f7f9;
-  --ready: #127a3a; --asleep: #5b6b86; --waking: #a15c00; --error: #b42318; }
-@media (prefers-color-scheme: dark) {
-  :root { --bg: #111418; --fg: #e6e8eb; --muted: #98a2b3; --line: #2b313a; --head: #1a1f26;
-    --ready: #4ade80; --asleep: #9aa8bf; --waking: #fbbf24; --error: #f87171; }
-}
-body { margin: 2rem; background: var(--bg); color: var(--fg);
-  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-h1 { font-size: 1.3rem; margin: 0 0 .25rem; }
-p.sub { color: var(--muted); margin: 0 0 1.25rem; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .45rem .7rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { background: var(--head); font-weight: 600; white-space: nowrap; }
-td.name { font-weight: 500; white-space: nowrap; }
-td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
-.state { font-weight: 600; }
-.ready { color: var(--ready); } .asleep, .unmanaged { color: var(--asleep); }
-.waking, .stopping { color: var(--waking); } .error, td.err { color: var(--error); }
-td.err { max-width: 40rem; overflow-wrap: anywhere; }
-a { color: inherit; }
-footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
-</style>
+<link rel="stylesheet" href="/static/status.css">
+<script src="/static/status.js" defer></script>
 </head>
 <body>
 <h1>sleeper</h1>
+<form id="token-form" hidden><label>Admin token<input id="token" type="password" autocomplete="off" spellcheck="false"></label><button type="submit">Use</button><span class="note">kept in this tab until it closes</span></form>
+<p id="msg" role="status"></p>
 <p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake · refreshed {{.Now}}</p>
 <table>
-<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th></tr></thead>
+<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th>{{if .Actions}}<th>Actions</th>{{end}}</tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td></tr>
+<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td>{{if $.Actions}}<td class="act">{{if .Managed}}<button type="button" data-action="wake" data-name="{{.Name}}">Wake</button><button type="button" data-action="sleep" data-name="{{.Name}}">Sleep</button>{{end}}</td>{{end}}</tr>
 {{- else}}
-<tr><td colspan="{{if .ShowWakes}}8{{else}}7{{end}}">No container carries the enable label yet.</td></tr>
+<tr><td colspan="{{.Columns}}">No container carries the enable label yet.</td></tr>
 {{- end}}
 </tbody>
 </table>
-<footer>sleeper {{.Version}} · <a href="/api/containers">JSON</a> · <a href="/metrics">metrics</a></footer>
+<footer>sleeper {{.Version}} · <a href="/api/containers">JSON</a> · <a href="/metrics">metrics</a>{{if not .Actions}} · wake and sleep buttons need --admin-token{{end}}</footer>
 </body>
 </html>
 `))
@@ -69,6 +53,7 @@ footer { color: var(--muted); margin-top: 1.25rem; font-size: .85rem; }
 // statusRow is one table row, already formatted.
 type statusRow struct {
 	Name, State, Hosts, SleepsIn, LastWake, Readiness, Wakes, Error string
+	Managed                                                         bool // has buttons
 }
 
 // statusData feeds statusTemplate.
@@ -76,13 +61,23 @@ type statusData struct {
 	Rows      []statusRow
 	Awake     int
 	ShowWakes bool
-	Now       string
-	Version   string
+	// Actions shows the wake and sleep buttons: the mutating API is on.
+	Actions bool
+	Columns int // of the table, for the empty row
+	Now     string
+	Version string
 }
 
 func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 	now := s.now()
-	data := statusData{ShowWakes: s.cfg.Wakes != nil, Now: now.Format("15:04:05"), Version: s.cfg.Version}
+	data := statusData{ShowWakes: s.cfg.Wakes != nil, Actions: s.tokenHash != nil, Now: now.Format("15:04:05"), Version: s.cfg.Version}
+	data.Columns = 7
+	if data.ShowWakes {
+		data.Columns++
+	}
+	if data.Actions {
+		data.Columns++
+	}
 	for _, info := range s.list() {
 		row := statusRow{
 			Name:     info.Name,
@@ -93,6 +88,7 @@ func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 			Error:    info.Error,
 		}
 		if info.Managed {
+			row.Managed = true
 			row.State = info.State.String()
 			row.Readiness = info.Readiness
 		}
@@ -115,6 +111,8 @@ func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 	}
 	rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 	rw.Header().Set("Cache-Control", "no-store")
+	rw.Header().Set("Content-Security-Policy", statusCSP)
+	rw.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = buf.WriteTo(rw)
 }
 

@@ -150,6 +150,24 @@ const (
 	// integer 1..1000. Default: the count the service had when last seen
 	// awake, else 1. Example: sleeper.replicas=3
 	KeyReplicas = "replicas"
+	// KeyIgnoreAgents lists User-Agent substrings (case-insensitive) whose
+	// requests neither wake the container nor count as activity: uptime
+	// monitors and bots. It adds to --ignore-agents. Type: comma list of
+	// substrings without control characters. Default: none (only the flag's
+	// list). Example: sleeper.ignore_agents=my-checker,curl/
+	KeyIgnoreAgents = "ignore_agents"
+
+	// KeyIgnoreCIDRs lists client networks whose requests neither wake nor
+	// count as activity (the client is the peer, or the address a
+	// --trusted-proxies peer forwards). Type: comma list of CIDRs or bare
+	// IPs. Default: none. Example: sleeper.ignore_cidrs=10.0.0.0/8,192.0.2.7
+	KeyIgnoreCIDRs = "ignore_cidrs"
+
+	// KeyIgnorePaths lists path prefixes, matched like KeyWakePaths, whose
+	// requests neither wake nor count as activity. Type: comma list of path
+	// prefixes starting with '/', without whitespace, '?' or '#'.
+	// Default: none. Example: sleeper.ignore_paths=/healthz,/metrics
+	KeyIgnorePaths = "ignore_paths"
 )
 
 // knownKeys is every Key* constant once, in the order of README's label
@@ -177,6 +195,9 @@ var knownKeys = [...]string{
 	KeyProxmoxVMID,
 	KeyProxmoxType,
 	KeyReplicas,
+	KeyIgnoreAgents,
+	KeyIgnoreCIDRs,
+	KeyIgnorePaths,
 }
 
 // Keys returns every label key sleeper reads, without the prefix, in the order

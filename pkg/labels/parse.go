@@ -37,6 +37,10 @@ var setters = map[string]func(*parser, string){
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
 	KeyProxmoxType: (*parser).proxmoxType,
 	KeyReplicas:    (*parser).replicas,
+
+	KeyIgnoreAgents: (*parser).ignoreAgents,
+	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
+	KeyIgnorePaths:  (*parser).ignorePaths,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a

@@ -96,6 +96,11 @@ type Spec struct {
 	// Replicas is how many replicas a Swarm service runs awake; 0 means
 	// the label is absent (the provider decides).
 	Replicas uint64
+	// Ignore* select requests that neither wake the container nor count
+	// as activity (ignore.go); empty means none beyond --ignore-agents.
+	IgnoreAgents []string       // lower-case User-Agent substrings
+	IgnoreCIDRs  []netip.Prefix // client networks, masked
+	IgnorePaths  []string       // path prefixes, like WakePaths
 }
 
 // Options carries what parsing needs besides the labels themselves.

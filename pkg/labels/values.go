@@ -226,20 +226,7 @@ func validContainerName(s string) bool {
 }
 
 func (p *parser) wakePaths(v string) {
-	for _, item := range p.split(KeyWakePaths, v) {
-		switch {
-		case !strings.HasPrefix(item, "/"):
-			p.failItem(KeyWakePaths, item, "must start with /")
-		case hasSpaceOrControl(item) || strings.ContainsAny(item, "?#"):
-			// Prefixes are matched against the request path alone; a
-			// query or fragment here could never match.
-			p.failItem(KeyWakePaths, item, "a path prefix must not contain whitespace, ? or #")
-		case slices.Contains(p.spec.WakePaths, item):
-			p.fail(KeyWakePaths, "%q is listed twice", item)
-		default:
-			p.spec.WakePaths = append(p.spec.WakePaths, item)
-		}
-	}
+	p.spec.WakePaths = p.pathPrefixes(KeyWakePaths, v)
 }
 
 func (p *parser) loadingPage(v string) {

@@ -22,6 +22,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,17 +55,23 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
 	// (forwarded.go); none by default.
 	TrustedProxies []netip.Prefix
+	// IgnoreAgents are --ignore-agents: lower-case User-Agent substrings
+	// whose requests neither wake nor count as activity (ignore.go), for
+	// every container; the ignore_* labels add to them. Nil: none.
+	IgnoreAgents []string
 }
 
 // Handler routes and forwards HTTP requests.
 type Handler struct {
-	routes    Routes
-	maxHeld   int64
-	log       *slog.Logger
-	rec       watcher.Recorder
-	trusted   trustedProxies
-	transport *http.Transport // the standard transport, for what upstream does not handle
-	upstream  *transport
+	routes  Routes
+	maxHeld int64
+	log     *slog.Logger
+	rec     watcher.Recorder
+	trusted trustedProxies
+	// ignoreAgents is Config.IgnoreAgents (ignore.go).
+	ignoreAgents []string
+	transport    *http.Transport // the standard transport, for what upstream does not handle
+	upstream     *transport
 	// proxies caches one ReverseProxy per watcher and upstream, so the hot
 	// path builds nothing; a wake that changes the upstream replaces it.
 	proxies *xsync.Map[*watcher.Watcher, *upstreamProxy]
@@ -102,6 +109,8 @@ func NewHandler(cfg Config) *Handler {
 		log:     cfg.Log,
 		rec:     rec,
 		trusted: cfg.TrustedProxies,
+		// Copied: the caller's slice is read on every request.
+		ignoreAgents: slices.Clone(cfg.IgnoreAgents),
 		transport: &http.Transport{
 			Proxy:               nil, // upstreams are local; never via an env proxy
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -162,6 +171,10 @@ func (h *Handler) ForPort(port uint16) http.Handler {
 func (h *Handler) Serve(w *watcher.Watcher, rw http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
 		h.serveReserved(w, rw, r) // loading.go: events, status, assets
+		return
+	}
+	if h.ignored(w.Spec(), r) {
+		h.serveIgnored(w, rw, r) // ignore.go: monitors neither wake nor keep awake
 		return
 	}
 	if w.Acquire() {

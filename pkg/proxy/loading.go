@@ -241,7 +241,7 @@ func (h *Handler) serveReserved(w *watcher.Watcher, rw http.ResponseWriter, r *h
 	case p == eventsPath:
 		h.serveEvents(w, rw, r)
 	case p == statusPath:
-		serveStatus(w, rw)
+		writeStatus(w, rw, http.StatusOK)
 	default:
 		h.serveAsset(rw, r, strings.TrimPrefix(p, assetsPath))
 	}
@@ -279,9 +279,11 @@ type statusWire struct {
 	Error      string `json:"error"`
 }
 
-// serveStatus reports the container's state for uptime monitors: always
-// 200, so that an app that sleeps as designed is "asleep", not down.
-func serveStatus(w *watcher.Watcher, rw http.ResponseWriter) {
+// writeStatus reports the container's state for uptime monitors. The
+// endpoint answers 200, so that an app that sleeps as designed is
+// "asleep", not down; an ignored request to a sleeping app gets the same
+// body with 503 (ignore.go).
+func writeStatus(w *watcher.Watcher, rw http.ResponseWriter, code int) {
 	info := w.Info()
 	body, err := json.Marshal(statusWire{
 		Name:       info.Name,
@@ -299,5 +301,6 @@ func serveStatus(w *watcher.Watcher, rw http.ResponseWriter) {
 	hd.Set("Content-Type", "application/json")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Content-Type-Options", "nosniff")
+	rw.WriteHeader(code)
 	_, _ = rw.Write(append(body, '\n'))
 }

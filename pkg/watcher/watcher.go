@@ -179,6 +179,11 @@ func (w *Watcher) Release() {
 	w.inflight.Add(-1)
 }
 
+// ReleaseQuiet ends a request acquired with Acquire without recording
+// activity: an ignored request (an uptime monitor) still keeps the container
+// from sleeping under it, but its end does not push the idle time back.
+func (w *Watcher) ReleaseQuiet() { w.inflight.Add(-1) }
+
 // stamp records activity now. Under load many requests end in the same
 // millisecond: reading first and skipping the store keeps the cache line
 // shared between cores instead of bouncing it on every request.
