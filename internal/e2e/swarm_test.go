@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestSwarmServiceWakeAndSleep(t *testing.T) {
 	createService(t, cli, name, dockertest.Image(t), uint32(p), map[string]string{
 		prefix + ".enable": "true", prefix + ".hosts": name + ".test", prefix + ".idle_timeout": "3s",
 	})
-	base, reg := startSwarmSleeper(t, host, prefix)
+	base, reg, starts := startSwarmSleeper(t, host, prefix)
 	await.Eventually(t, 10*time.Second, "the service to be managed", func() bool {
 		w := reg.Get(name)
 		return w != nil && w.State() == watcher.StateAsleep
@@ -67,6 +68,9 @@ func TestSwarmServiceWakeAndSleep(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("sleeper asked to scale up %d times, want exactly 1 for the herd", n)
 	}
 	if ups := scaleUps(t, cli, began); ups != 1 {
 		t.Errorf("scale-ups from 0 = %d, want exactly 1 for the herd", ups)
@@ -138,7 +142,7 @@ func scaleUps(t *testing.T, cli *client.Client, began time.Time) int {
 
 // startSwarmSleeper wires the core with the swarm provider as Runtime and
 // Source, as cmd/sleeper does with --swarm, and returns the proxy's URL.
-func startSwarmSleeper(t *testing.T, host, prefix string) (string, *watcher.Registry) {
+func startSwarmSleeper(t *testing.T, host, prefix string) (string, *watcher.Registry, *atomic.Int64) {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -146,8 +150,9 @@ func startSwarmSleeper(t *testing.T, host, prefix string) (string, *watcher.Regi
 	if err != nil {
 		t.Fatal(err)
 	}
+	rt := &countingRuntime{Runtime: sw}
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
-		Runtime: sw, Finder: sw, Log: log, Provider: swarmprov.Provider,
+		Runtime: rt, Finder: sw, Log: log, Provider: swarmprov.Provider,
 		Labels: labels.Options{Prefix: prefix, DefaultIdleTimeout: time.Hour},
 	})
 	rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: sw, Registry: reg, Log: log, Prefix: prefix, Engine: swarmprov.Provider})
@@ -178,5 +183,16 @@ func startSwarmSleeper(t *testing.T, host, prefix string) (string, *watcher.Regi
 	case <-time.After(10 * time.Second):
 		t.Fatal("sleeper did not finish discovery")
 	}
-	return "http://" + addr.String(), reg
+	return "http://" + addr.String(), reg, &rt.starts
+}
+
+// countingRuntime counts the starts (scale-ups) sleeper asks for.
+type countingRuntime struct {
+	watcher.Runtime
+	starts atomic.Int64
+}
+
+func (c *countingRuntime) Start(ctx context.Context, id string) error {
+	c.starts.Add(1)
+	return c.Runtime.Start(ctx, id)
 }
