@@ -55,6 +55,9 @@ type config struct {
 	// config_error; WebhookSecret signs them (HMAC-SHA256).
 	WebhookURLs   []string
 	WebhookSecret string
+	// Timezone is where keep-warm windows (sleeper.awake_during) are read:
+	// --timezone, else the process's TZ (time.Local).
+	Timezone *time.Location
 }
 
 // envName maps a flag name to its environment variable.
@@ -109,6 +112,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return nil
 	})
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 in X-Sleeper-Signature (prefer the env var: flags show in ps)")
+	c.Timezone = time.Local
+	fs.Func("timezone", "IANA time zone of keep-warm windows, e.g. Europe/Paris (default: the process's TZ, else UTC)", func(v string) error {
+		loc, err := time.LoadLocation(v)
+		if err != nil {
+			return fmt.Errorf("not an IANA time zone name (like Europe/Paris): %w", err)
+		}
+		c.Timezone = loc
+		return nil
+	})
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")

@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	// The image is FROM scratch, without zoneinfo: --timezone and TZ need the
+	// embedded database (about 450 KB).
+	_ "time/tzdata"
 
 	"golang.org/x/sync/errgroup"
 
@@ -160,6 +163,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		Finder:       d.dk,
 		Provider:     docker.Provider,
 		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
+		Location:     cfg.Timezone,
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -208,7 +212,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.rc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self})
+	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self, MaxHeld: cfg.MaxHeld})
 	g.Go(func() error { return streams.Run(gctx) })
 	if d.pve != nil {
 		d.pve.bind(d.reg, d.rc.Enqueue)

@@ -83,7 +83,8 @@ type stackOptions struct {
 	hostsFrom      []string
 	trustedProxies []netip.Prefix
 	// ignoreAgents is --ignore-agents; recorder, when set, receives what
-	// the watchers do (a webhook recorder; policy_test.go).
+	// the watchers do (a webhook recorder, or one served as /metrics);
+	// nil records nothing.
 	ignoreAgents []string
 	recorder     watcher.Recorder
 }

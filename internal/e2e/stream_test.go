@@ -152,6 +152,30 @@ func TestStreamTCPWakesOnConnect(t *testing.T) {
 	}
 }
 
+// TestStreamDataWake: with stream_wake=data a bare connect and close (a
+// port scanner, a TCP monitor) does not start the container; a client that
+// sends bytes wakes it and gets its echo.
+func TestStreamDataWake(t *testing.T) {
+	t.Parallel()
+	s := startSleeper(t, stackOptions{})
+	s.startStreamServer()
+	name := uniqueName(t, "tcpdata")
+	port := freeLoopbackPort(t, "tcp")
+	id := s.runStreamApp(t, name, nil, "streams", fmt.Sprintf("127.0.0.1:%d:9000/tcp", port), "stream_wake", "data")
+	s.watcher(name)
+	starts, stop := dockertest.Starts(context.Background(), s.cli, id)
+	defer stop()
+	waitBound(t, "tcp", port)
+	for range 3 {
+		dialStream(t, "tcp", port).Close()
+	}
+	await.HoldsFor(t, 2*time.Second, "asleep after bare connects", func() bool { return starts() == 0 && !s.inspect(id).Running })
+	if err := echoOnce(dialStream(t, "tcp", port), "first bytes wake it", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOneStart(t, starts)
+}
+
 // TestStreamTCPHerdOneStart: 100 clients connect to a sleeping container at
 // once; exactly one start, every client echoed.
 func TestStreamTCPHerdOneStart(t *testing.T) {

@@ -33,6 +33,7 @@ func newHandler(name, unhealthyFile string) http.Handler {
 	mux.HandleFunc("/slow", handleSlow)
 	mux.HandleFunc("/status/{code}", handleStatus)
 	mux.HandleFunc("/upgrade", handleUpgrade)
+	mux.HandleFunc("POST /burn", (&burner{}).handle)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if unhealthyFile != "" {

@@ -43,6 +43,18 @@ type Container struct {
 	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running";
 	// "" for an unmanaged container.
 	Readiness string `json:"readiness"`
+	// Group is sleeper.group, AwakeDuring the keep-warm schedule
+	// (normalised), NextWindow the start of its next window and InWindow
+	// whether now is inside one; BusyCPU the busy guard's threshold in
+	// percent. Empty, null, false and 0 when not set.
+	Group       string     `json:"group"`
+	AwakeDuring string     `json:"awake_during"`
+	NextWindow  *time.Time `json:"next_window"`
+	InWindow    bool       `json:"in_window"`
+	BusyCPU     float64    `json:"busy_cpu"`
+	// MemoryFreedBytes is, for a sleeping container, the memory it used
+	// just before it was stopped; 0 while awake, paused or unknown.
+	MemoryFreedBytes uint64 `json:"memory_freed_bytes"`
 }
 
 // ActionResult answers a wake or a sleep.
@@ -76,6 +88,9 @@ func toContainer(info watcher.Info) Container {
 		c.IdleTimeout = info.IdleTimeout.String()
 		c.Readiness = info.Readiness
 	}
+	c.Group, c.AwakeDuring, c.InWindow, c.BusyCPU = info.Group, info.AwakeDuring, info.InWindow, info.BusyCPU
+	c.NextWindow = wireTime(info.NextWindow)
+	c.MemoryFreedBytes = info.MemoryFreed
 	c.LastActivity = wireTime(info.LastActivity)
 	c.SleepsAt = wireTime(info.SleepsAt)
 	if info.LastWake > 0 {

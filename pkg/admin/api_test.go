@@ -31,8 +31,9 @@ func TestContainersJSONShape(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &raw); err != nil {
 		t.Fatalf("decode %q: %v", body, err)
 	}
-	wantKeys := []string{"error", "host_sources", "hosts", "id", "idle_timeout", "last_activity", "last_wake_ms",
-		"name", "provider", "readiness", "sleeps_at", "state"}
+	wantKeys := []string{"awake_during", "busy_cpu", "error", "group", "host_sources", "hosts", "id", "idle_timeout",
+		"in_window", "last_activity", "last_wake_ms", "memory_freed_bytes", "name", "next_window", "provider",
+		"readiness", "sleeps_at", "state"}
 	var names []string
 	for _, c := range raw {
 		if got := slices.Sorted(maps.Keys(c)); !slices.Equal(got, wantKeys) {

@@ -34,12 +34,12 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 <h1>sleeper</h1>
 <form id="token-form" hidden><label>Admin token<input id="token" type="password" autocomplete="off" spellcheck="false"></label><button type="submit">Use</button><span class="note">kept in this tab until it closes</span></form>
 <p id="msg" role="status"></p>
-<p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake · refreshed {{.Now}}</p>
+<p class="sub">{{len .Rows}} container{{if ne (len .Rows) 1}}s{{end}} · {{.Awake}} awake{{if .Freed}} · <span class="freed">{{.Freed}} freed by sleeping</span>{{end}} · refreshed {{.Now}}</p>
 <table>
-<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Error</th>{{if .Actions}}<th>Actions</th>{{end}}</tr></thead>
+<thead><tr><th>Name</th><th>State</th><th>Hosts</th><th>Sleeps in</th><th>Last wake</th><th>Ready when</th>{{if .ShowWakes}}<th>Wakes</th>{{end}}<th>Memory freed</th><th>Policy</th><th>Error</th>{{if .Actions}}<th>Actions</th>{{end}}</tr></thead>
 <tbody>
 {{- range .Rows}}
-<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="err">{{.Error}}</td>{{if $.Actions}}<td class="act">{{if .Managed}}<button type="button" data-action="wake" data-name="{{.Name}}">Wake</button><button type="button" data-action="sleep" data-name="{{.Name}}">Sleep</button>{{end}}</td>{{end}}</tr>
+<tr><td class="name">{{.Name}}</td><td class="state {{.State}}">{{.State}}</td><td>{{.Hosts}}</td><td class="num">{{.SleepsIn}}</td><td class="num">{{.LastWake}}</td><td>{{.Readiness}}</td>{{if $.ShowWakes}}<td class="num">{{.Wakes}}</td>{{end}}<td class="num memory">{{.Memory}}</td><td class="policy">{{.Policy}}</td><td class="err">{{.Error}}</td>{{if $.Actions}}<td class="act">{{if .Managed}}<button type="button" data-action="wake" data-name="{{.Name}}">Wake</button><button type="button" data-action="sleep" data-name="{{.Name}}">Sleep</button>{{end}}</td>{{end}}</tr>
 {{- else}}
 <tr><td colspan="{{.Columns}}">No container carries the enable label yet.</td></tr>
 {{- end}}
@@ -53,13 +53,15 @@ var statusTemplate = template.Must(template.New("status").Parse(`<!doctype html>
 // statusRow is one table row, already formatted.
 type statusRow struct {
 	Name, State, Hosts, SleepsIn, LastWake, Readiness, Wakes, Error string
-	Managed                                                         bool // has buttons
+	Memory, Policy                                                  string // memory freed; group, schedule, busy guard
+	Managed                                                         bool   // has buttons
 }
 
 // statusData feeds statusTemplate.
 type statusData struct {
 	Rows      []statusRow
 	Awake     int
+	Freed     string // total memory freed by sleeping containers now; "" when none
 	ShowWakes bool
 	// Actions shows the wake and sleep buttons: the mutating API is on.
 	Actions bool
@@ -71,13 +73,14 @@ type statusData struct {
 func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 	now := s.now()
 	data := statusData{ShowWakes: s.cfg.Wakes != nil, Actions: s.tokenHash != nil, Now: now.Format("15:04:05"), Version: s.cfg.Version}
-	data.Columns = 7
+	data.Columns = 9
 	if data.ShowWakes {
 		data.Columns++
 	}
 	if data.Actions {
 		data.Columns++
 	}
+	var freed uint64
 	for _, info := range s.list() {
 		row := statusRow{
 			Name:     info.Name,
@@ -95,11 +98,16 @@ func (s *server) statusPage(rw http.ResponseWriter, _ *http.Request) {
 		if info.Managed && info.State == watcher.StateReady {
 			data.Awake++
 		}
+		row.Memory, row.Policy = memoryFreed(info), policyText(info, now)
+		freed += info.MemoryFreed
 		row.Wakes = "—"
 		if s.cfg.Wakes != nil && info.Managed {
 			row.Wakes = strconv.FormatUint(s.cfg.Wakes.Wakes(info.Name), 10)
 		}
 		data.Rows = append(data.Rows, row)
+	}
+	if freed > 0 {
+		data.Freed = formatBytes(freed)
 	}
 	// Render to a buffer first so that a template error is a clean 500, not
 	// half a page.
@@ -122,6 +130,8 @@ func sleepsIn(info watcher.Info, now time.Time) string {
 	switch {
 	case !info.Managed || info.State != watcher.StateReady:
 		return "—"
+	case info.InWindow:
+		return "after window" // a keep-warm window: not before it ends
 	case info.IdleTimeout <= 0 || info.SleepsAt.IsZero():
 		return "never"
 	}

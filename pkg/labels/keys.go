@@ -56,6 +56,14 @@ const (
 	// Example: sleeper.streams=5432:5432,[::1]:5353:53/udp
 	KeyStreams = "streams"
 
+	// KeyStreamWake says what wakes the container through a TCP stream:
+	// connect (a connection, for protocols where the server speaks first,
+	// such as MySQL, SMTP or SSH) or data (the client's first byte: a port
+	// scanner or TCP monitor that connects and sends nothing neither wakes
+	// the container nor counts as activity). Type: connect or data (any
+	// case). Default: connect. Example: sleeper.stream_wake=data
+	KeyStreamWake = "stream_wake"
+
 	// KeyIdleTimeout is how long without activity before sleeping. Type: Go
 	// duration ≥ 0; 0 means never sleep; a bare number other than 0 is
 	// rejected (is 90 seconds or minutes?). Default: --default-idle-timeout.
@@ -168,6 +176,26 @@ const (
 	// prefixes starting with '/', without whitespace, '?' or '#'.
 	// Default: none. Example: sleeper.ignore_paths=/healthz,/metrics
 	KeyIgnorePaths = "ignore_paths"
+	// KeyAwakeDuring is a keep-warm schedule: inside a window the container
+	// is woken at the window's start and never put to sleep; outside, the
+	// idle timeout applies. Type: comma list of windows "[DAYS] HH:MM-HH:MM",
+	// DAYS a day or a day range (Mon-Fri, Fri-Mon), none meaning every day;
+	// 24:00 allowed as an end; an end before the start runs past midnight.
+	// Times are in --timezone. Default: none.
+	// Example: sleeper.awake_during=Mon-Fri 07:30-19:00, Sat 10:00-14:00
+	KeyAwakeDuring = "awake_during"
+
+	// KeyGroup names a group: a request to any member wakes every member,
+	// and the members sleep together once every one has been idle for its
+	// own timeout. Type: name of [a-zA-Z0-9_.-], starting alphanumeric.
+	// Default: none. Example: sleeper.group=media
+	KeyGroup = "group"
+
+	// KeyBusyCPU postpones a sleep while the container's CPU use over the
+	// last interval is above this percentage (of one CPU; 200% is two full
+	// CPUs). Type: number > 0 with an optional '%'. Default: none (no
+	// check). Example: sleeper.busy_cpu=10%
+	KeyBusyCPU = "busy_cpu"
 )
 
 // knownKeys is every Key* constant once, in the order of README's label
@@ -179,6 +207,7 @@ var knownKeys = [...]string{
 	KeyScheme,
 	KeyListen,
 	KeyStreams,
+	KeyStreamWake,
 	KeyIdleTimeout,
 	KeyStopMethod,
 	KeyStopSignal,
@@ -198,6 +227,9 @@ var knownKeys = [...]string{
 	KeyIgnoreAgents,
 	KeyIgnoreCIDRs,
 	KeyIgnorePaths,
+	KeyAwakeDuring,
+	KeyGroup,
+	KeyBusyCPU,
 }
 
 // Keys returns every label key sleeper reads, without the prefix, in the order

@@ -21,6 +21,7 @@ var setters = map[string]func(*parser, string){
 	KeyScheme:      (*parser).scheme,
 	KeyListen:      (*parser).listen,
 	KeyStreams:     (*parser).streams,
+	KeyStreamWake:  (*parser).streamWake,
 	KeyIdleTimeout: (*parser).idleTimeout,
 	KeyStopMethod:  (*parser).stopMethod,
 	KeyStopSignal:  (*parser).stopSignal,
@@ -41,6 +42,9 @@ var setters = map[string]func(*parser, string){
 	KeyIgnoreAgents: (*parser).ignoreAgents,
 	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
 	KeyIgnorePaths:  (*parser).ignorePaths,
+	KeyAwakeDuring:  (*parser).awakeDuring,
+	KeyGroup:        (*parser).group,
+	KeyBusyCPU:      (*parser).busyCPU,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a
@@ -128,6 +132,7 @@ func (p *parser) parse() {
 		Scheme:      "http",
 		IdleTimeout: p.opt.DefaultIdleTimeout,
 		StopMethod:  StopMethodStop,
+		StreamWake:  StreamWakeConnect,
 		StopTimeout: DefaultStopTimeout,
 		WakeTimeout: DefaultWakeTimeout,
 		LoadingPage: true,

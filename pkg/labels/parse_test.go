@@ -36,6 +36,7 @@ func defaults() labels.Spec {
 		Scheme:      "http",
 		IdleTimeout: 15 * time.Minute,
 		StopMethod:  labels.StopMethodStop,
+		StreamWake:  labels.StreamWakeConnect,
 		StopTimeout: 10 * time.Second,
 		WakeTimeout: 60 * time.Second,
 		LoadingPage: true,

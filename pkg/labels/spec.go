@@ -32,6 +32,15 @@ const (
 	GuestQEMU = "qemu"
 )
 
+// StreamWake is what wakes a container through a TCP stream.
+type StreamWake string
+
+// Values of the stream_wake label.
+const (
+	StreamWakeConnect StreamWake = "connect" // a connection wakes
+	StreamWakeData    StreamWake = "data"    // only the client's first byte wakes
+)
+
 // Protocol is the transport of an L4 stream.
 type Protocol string
 
@@ -80,6 +89,7 @@ type Spec struct {
 	Scheme      string   // "http" or "https"; the upstream's scheme when Upstream is set
 	Listen      []uint16 // extra HTTP listener ports on sleeper
 	Streams     []Stream
+	StreamWake  StreamWake    // what wakes the container through a TCP stream
 	IdleTimeout time.Duration // 0 means never sleep
 	StopMethod  StopMethod
 	StopSignal  string        // canonical "SIGTERM" form; "" means the image's, else SIGTERM
@@ -93,6 +103,9 @@ type Spec struct {
 	Upstream    *url.URL // nil means derived from the container's addresses
 	HealthExec  bool     // run a health test that names no URL through the engine's exec API
 	Proxmox     *Proxmox // non-nil for a stub container that configures a Proxmox guest
+	AwakeDuring Schedule // keep-warm windows; nil means none
+	Group       string   // "" means no group
+	BusyCPU     float64  // percent of one CPU; 0 means no busy check
 	// Replicas is how many replicas a Swarm service runs awake; 0 means
 	// the label is absent (the provider decides).
 	Replicas uint64

@@ -146,6 +146,15 @@ func (p *parser) stopMethod(v string) {
 	}
 }
 
+func (p *parser) streamWake(v string) {
+	switch m := StreamWake(strings.ToLower(v)); m {
+	case StreamWakeConnect, StreamWakeData:
+		p.spec.StreamWake = m
+	default:
+		p.fail(KeyStreamWake, "must be connect or data")
+	}
+}
+
 func (p *parser) stopSignal(v string) {
 	sig, ok := canonicalSignal(v)
 	if !ok {

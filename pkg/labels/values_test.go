@@ -87,6 +87,8 @@ func TestParseValidLifecycle(t *testing.T) {
 	runValid(t, []validCase{
 		{"idle_timeout 0 never sleeps", map[string]string{"idle_timeout": "0"}, nil, func(s *labels.Spec) { s.IdleTimeout = 0 }},
 		{"idle_timeout", map[string]string{"idle_timeout": "1h30m"}, nil, func(s *labels.Spec) { s.IdleTimeout = 90 * time.Minute }},
+		{"stream_wake data", map[string]string{"stream_wake": "data"}, nil, func(s *labels.Spec) { s.StreamWake = labels.StreamWakeData }},
+		{"stream_wake any case", map[string]string{"stream_wake": "Connect"}, nil, func(s *labels.Spec) { s.StreamWake = labels.StreamWakeConnect }},
 		{"stop_method pause", map[string]string{"stop_method": "pause"}, nil, func(s *labels.Spec) { s.StopMethod = labels.StopMethodPause }},
 		{"hibernate on a proxmox vm", map[string]string{"stop_method": "Hibernate", "proxmox.node": "pve1", "proxmox.vmid": "120", "proxmox.type": "qemu"}, nil, func(s *labels.Spec) {
 			s.StopMethod = labels.StopMethodHibernate
@@ -225,6 +227,7 @@ func TestParseErrorsLifecycle(t *testing.T) {
 		{"idle_timeout negative", map[string]string{"idle_timeout": "-1s"}, "idle_timeout", "negative"},
 
 		{"stop_method", map[string]string{"stop_method": "sleep"}, "stop_method", "stop, pause, kill or hibernate"},
+		{"stream_wake", map[string]string{"stream_wake": "byte"}, "stream_wake", "must be connect or data"},
 		{"stop_method pause on proxmox lxc", map[string]string{"stop_method": "pause", "proxmox.node": "pve", "proxmox.vmid": "101", "proxmox.type": "lxc"}, "stop_method", "pause is not supported for Proxmox LXC"},
 		{"stop_method hibernate on proxmox lxc", map[string]string{"stop_method": "hibernate", "proxmox.node": "pve", "proxmox.vmid": "101", "proxmox.type": "LXC"}, "stop_method", "hibernate is not supported for Proxmox LXC"},
 		{"stop_method hibernate on docker", map[string]string{"stop_method": "hibernate"}, "stop_method", "only for Proxmox virtual machines"},

@@ -63,6 +63,8 @@ var (
 		"Requests and upgraded or stream connections in progress.", dto.MetricType_GAUGE}
 	famLastActivity = family{"sleeper_last_activity_timestamp_seconds",
 		"Unix time of the last request start or end.", dto.MetricType_GAUGE}
+	famMemoryFreed = family{"sleeper_memory_freed_bytes",
+		"Memory a sleeping container used just before it was stopped, freed while it sleeps; 0 while awake or paused. sum() is the total freed.", dto.MetricType_GAUGE}
 )
 
 func newScrapeCollector(r *Recorder) *scrapeCollector {
@@ -170,6 +172,7 @@ func (c *scrapeCollector) families() []*dto.MetricFamily {
 		}
 		lp := c.containerLP(info.Name)
 		b.add(famActive, float64(info.InFlight), nil, lp)
+		b.add(famMemoryFreed, float64(info.MemoryFreed), nil, lp)
 		if !info.LastActivity.IsZero() {
 			b.add(famLastActivity, float64(info.LastActivity.UnixNano())/1e9, nil, lp)
 		}

@@ -24,6 +24,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	r.ConfigError("bad", true)
 	r.Wake("app", "timeout", time.Minute)
 	r.Reconnect()
+	r.SleepPostponed("app", "busy")
 	r.State("app", watcher.StateAsleep, watcher.StateWaking)
 
 	mfs, err := r.Gatherer().Gather()

@@ -75,6 +75,7 @@ type Recorder struct {
 
 	wakeDur   *prometheus.HistogramVec
 	sleeps    *prometheus.CounterVec
+	postponed *prometheus.CounterVec
 	reconnect prometheus.Counter
 	dockerUp  prometheus.Gauge
 
@@ -86,7 +87,10 @@ type Recorder struct {
 	scrape *scrapeCollector
 }
 
-var _ watcher.Recorder = (*Recorder)(nil)
+var (
+	_ watcher.Recorder       = (*Recorder)(nil)
+	_ watcher.PolicyRecorder = (*Recorder)(nil)
+)
 
 // New returns a Recorder with its own registry, which also carries the Go
 // and process collectors and sleeper_build_info.
@@ -108,6 +112,10 @@ func New(cfg Config) *Recorder {
 			Name: "sleeper_sleeps_total",
 			Help: "Containers put to sleep, by stop method and reason (idle, api, external).",
 		}, []string{labelContainer, labelMethod, labelReason}),
+		postponed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sleeper_sleeps_postponed_total",
+			Help: "Idle sleeps put off, by reason (schedule: inside a keep-warm window; busy: CPU above busy_cpu).",
+		}, []string{labelContainer, labelReason}),
 		reconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sleeper_docker_event_reconnects_total",
 			Help: "Times the Docker event stream was re-established after a loss.",
@@ -129,7 +137,7 @@ func New(cfg Config) *Recorder {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo,
-		r.wakeDur, r.sleeps, r.reconnect, r.dockerUp,
+		r.wakeDur, r.sleeps, r.postponed, r.reconnect, r.dockerUp,
 	)
 	return r
 }

@@ -143,6 +143,17 @@ func (r *Recorder) Sleep(container, method, reason string) {
 	r.sleeps.WithLabelValues(container, method, reason).Inc()
 }
 
+// SleepPostponed implements watcher.PolicyRecorder.
+func (r *Recorder) SleepPostponed(container, reason string) {
+	s := r.get(container)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.forgotten.IsZero() {
+		return
+	}
+	r.postponed.WithLabelValues(container, reason).Inc()
+}
+
 // State implements watcher.Recorder. It closes the current asleep stretch
 // when the container leaves StateAsleep, for sleeper_asleep_seconds_total.
 func (r *Recorder) State(container string, _, to watcher.State) {
@@ -199,6 +210,7 @@ func (r *Recorder) Forget(container string) {
 		}
 		r.wakeDur.DeletePartialMatch(match)
 		r.sleeps.DeletePartialMatch(match)
+		r.postponed.DeletePartialMatch(match)
 		return s, xsync.CancelOp
 	})
 	r.series.DeleteMatching(func(_ string, s *series) (bool, bool) {

@@ -202,6 +202,12 @@ func loopbackStream(t *testing.T, proto labels.Protocol, target uint16) labels.S
 // and 9001/udp on ups. awake says whether the container already runs.
 func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Stream, awake bool) (*watcher.Watcher, fakeRuntime) {
 	t.Helper()
+	return newWatcherWith(t, name, ups, streams, awake, nil)
+}
+
+// newWatcherWith is newWatcher with the watcher's config adjusted by opt.
+func newWatcherWith(t *testing.T, name string, ups upstreams, streams []labels.Stream, awake bool, opt func(*watcher.Config)) (*watcher.Watcher, fakeRuntime) {
+	t.Helper()
 	c := watcher.Container{
 		ID: name + "-id", Name: name, Status: watcher.StatusStopped,
 		Published: map[string]string{"9000/tcp": ups.tcp, "9001/udp": ups.udp},
@@ -214,7 +220,7 @@ func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Strea
 		c.Status, c.StartedAt = watcher.StatusRunning, time.Now()
 	}
 	rt := fakeRuntime{Engine: watchertest.NewEngine(c), name: name}
-	w := watcher.New(watcher.Config{
+	cfg := watcher.Config{
 		Name: name,
 		Spec: labels.Spec{
 			Streams: streams, WakeTimeout: 5 * time.Second, StopMethod: labels.StopMethodStop,
@@ -222,7 +228,11 @@ func newWatcher(t *testing.T, name string, ups upstreams, streams []labels.Strea
 		},
 		Runtime: rt,
 		Log:     testLog(t),
-	})
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	w := watcher.New(cfg)
 	t.Cleanup(w.Close)
 	w.Observe(rt.Container(name))
 	if awake {

@@ -76,6 +76,10 @@ type Config struct {
 	// DialTimeout bounds connecting to a ready upstream. Zero means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
+	// MaxHeld bounds the clients waiting for one container's wake, counted
+	// together with its held HTTP requests (Watcher.AddHeld, the
+	// sleeper_held_requests metric), as --max-held says. Zero means no limit.
+	MaxHeld int
 }
 
 // Server runs one listener per stream route. Build it with NewServer and
@@ -89,12 +93,18 @@ type Server struct {
 	// pendingBufs holds maxPending buffers for a client's first bytes while
 	// its container wakes.
 	pendingBufs sync.Pool
+	// datagramBufs holds maxDatagram buffers for UDP replies, borrowed per
+	// datagram rather than held by every flow.
+	datagramBufs sync.Pool
 
 	// Only Run's goroutine touches these two.
 	listeners map[labels.Stream]*listener
 	failed    map[labels.Stream]bindFailure
 
-	flowCount atomic.Int64 // live UDP flows, for tests and debugging
+	heldMu     sync.Mutex
+	heldLogged map[string]uint64 // container → Generation of its last too-many-held log
+
+	flowCount atomic.Int64 // UDP flows in the tables, for tests and debugging
 
 	wg sync.WaitGroup // every goroutine the server started, joined by Run
 }
@@ -131,9 +141,12 @@ func NewServer(cfg Config) *Server {
 		log:       cfg.Log,
 		listeners: map[labels.Stream]*listener{},
 		failed:    map[labels.Stream]bindFailure{},
+
+		heldLogged: map[string]uint64{},
 	}
 	s.copyBufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	s.pendingBufs.New = func() any { b := make([]byte, maxPending); return &b }
+	s.datagramBufs.New = func() any { b := make([]byte, maxDatagram); return &b }
 	return s
 }
 

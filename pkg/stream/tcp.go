@@ -15,6 +15,9 @@ import (
 // errClientGone ends a wake wait whose client hung up or reset meanwhile.
 var errClientGone = errors.New("client went away")
 
+// errTooManyHeld refuses a client beyond --max-held waiting for one wake.
+var errTooManyHeld = errors.New("too many clients waiting for the wake")
+
 // serveTCP accepts until the listener is closed. Each connection is served on
 // its own goroutine under ctx, which ends with the listener.
 func (s *Server) serveTCP(ctx context.Context, key labels.Stream, ln *net.TCPListener) {
@@ -47,11 +50,21 @@ func (s *Server) handleTCP(ctx context.Context, key labels.Stream, client *net.T
 	if w == nil {
 		return // the route went away between accept and now
 	}
+	if w.Spec().StreamWake == labels.StreamWakeData {
+		if !awaitFirstByte(ctx, client) {
+			// A bare connect (a port scanner, a TCP monitor): no wake,
+			// no activity.
+			return
+		}
+		if w = s.cfg.Routes.Routes().Streams[key]; w == nil {
+			return
+		}
+	}
 	var p *pending
 	if !w.Acquire() {
 		var err error
 		if p, err = s.wakeTCP(ctx, w, client); err != nil {
-			s.logWakeFailure(ctx, s.connLog(w, key, client), err)
+			s.logWakeFailure(ctx, w, s.connLog(w, key, client), err)
 			return
 		}
 	}
@@ -98,11 +111,22 @@ func (s *Server) release(p *pending) {
 	}
 }
 
+// awaitFirstByte waits, holding no buffer, until the client sends a byte
+// (true) or closes, resets or ctx ends (false). The byte stays in the
+// socket for the relay.
+func awaitFirstByte(ctx context.Context, client *net.TCPConn) bool {
+	stop := context.AfterFunc(ctx, func() { _ = client.SetReadDeadline(time.Unix(1, 0)) })
+	ok, _ := awaitData(client)
+	return stop() && ok
+}
+
 // logWakeFailure says why a client was closed without reaching the container.
-func (s *Server) logWakeFailure(ctx context.Context, log *slog.Logger, err error) {
+func (s *Server) logWakeFailure(ctx context.Context, w *watcher.Watcher, log *slog.Logger, err error) {
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down, or the route went away: not the container's fault.
+	case errors.Is(err, errTooManyHeld):
+		s.tooManyHeld(w, log)
 	case errors.Is(err, errClientGone):
 		log.Debug("stream client left during the wake")
 	default:
@@ -115,7 +139,15 @@ func (s *Server) logWakeFailure(ctx context.Context, log *slog.Logger, err error
 // speaks first (Postgres, Minecraft) then start at once, and a client that
 // sends more than the buffer holds is slowed down by TCP flow control rather
 // than by our memory.
+//
+// A waiting client counts against --max-held with the container's held
+// HTTP requests, in one budget; beyond it the client is closed at once.
 func (s *Server) wakeTCP(ctx context.Context, w *watcher.Watcher, client *net.TCPConn) (*pending, error) {
+	n := w.AddHeld(1)
+	defer w.AddHeld(-1)
+	if s.cfg.MaxHeld > 0 && n > int64(s.cfg.MaxHeld) {
+		return nil, errTooManyHeld
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	buf := s.pendingBufs.Get().(*[]byte)
@@ -132,6 +164,20 @@ func (s *Server) wakeTCP(ctx context.Context, w *watcher.Watcher, client *net.TC
 		return nil, err
 	}
 	return p, nil
+}
+
+// tooManyHeld logs refused clients once per wake of their container, not
+// once per client: a herd past the limit would flood the log.
+func (s *Server) tooManyHeld(w *watcher.Watcher, log *slog.Logger) {
+	gen := w.Generation() // moves on with each successful wake
+	s.heldMu.Lock()
+	last, seen := s.heldLogged[w.Name()]
+	s.heldLogged[w.Name()] = gen
+	s.heldMu.Unlock()
+	if seen && last == gen {
+		return
+	}
+	log.Warn("too many clients waiting for the wake, closing new ones", "max_held", s.cfg.MaxHeld)
 }
 
 // dialTCP connects to where the stream goes now. The address is resolved

@@ -4,67 +4,58 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"sleeper/pkg/labels"
-	"sleeper/pkg/watcher"
 )
 
 const (
 	// maxDatagram is the largest UDP payload: reads never truncate.
 	maxDatagram = 64 << 10
-	// maxFlows bounds the clients one UDP stream tracks, so that a flood
-	// of (spoofed) source addresses cannot grow sleeper without limit.
-	maxFlows = 10000
+	// maxFlows bounds the clients one UDP stream tracks. A new client
+	// beyond it evicts the least recently active one, so a flood of
+	// (spoofed) source addresses costs at most maxFlows idle flows (a
+	// socket and a parked reader each, about 10 KB) and never locks new
+	// clients out.
+	maxFlows = 4096
 	// maxListenerQueued bounds the bytes all flows of one stream keep while
-	// waking: 10,000 flows times a flow's own bound would be 10 GiB.
+	// waking: maxFlows times a flow's own bound would be 4 GiB.
 	maxListenerQueued = 16 << 20
 )
 
 // udpListener is one UDP stream socket and the flows of its clients.
+//
+// Memory policy: an idle flow holds its upstream socket and one goroutine
+// parked on it, but no buffer (replies borrow one from the server's pool
+// only once a datagram is there to read). A flow has a second goroutine, its
+// worker, only while it has datagrams to forward or waits for a wake.
 type udpListener struct {
 	s   *Server
 	key labels.Stream
 	pc  *net.UDPConn
 
-	mu     sync.Mutex // guards flows and every flow's queue
-	flows  map[netip.AddrPort]*flow
-	full   bool // maxFlows reached and logged
-	queued int  // bytes queued over all flows
-	over   bool // maxListenerQueued reached and logged
-}
-
-// flow is one client of a UDP stream. It has its own connected socket to the
-// upstream, so that replies arrive on it and go back to that client alone.
-type flow struct {
-	l      *udpListener
-	client netip.AddrPort
-	log    *slog.Logger
-	notify chan struct{} // signalled when datagrams are queued
-	last   atomic.Int64  // UnixNano of the last datagram either way
-	stale  atomic.Bool   // the upstream refused a datagram: resolve again
-	q      queue         // guarded by l.mu
-
-	// Only the flow's goroutine touches the rest.
-	w       *watcher.Watcher // the watcher up was resolved for
-	seen    uint64           // w.Generation() then: a new value means a new wake
-	addr    string
-	up      *net.UDPConn
-	replies chan struct{} // closed when up's reply reader ended
-	lastErr string        // the last failure logged, to log each once
+	mu      sync.Mutex // guards everything below and every flow's l.mu fields
+	flows   map[netip.AddrPort]*flow
+	lru     flowList // most recently active first
+	queued  int      // bytes queued over all flows
+	full    bool     // maxFlows reached and logged
+	over    bool     // maxListenerQueued reached and logged
+	closed  bool     // the listener ended: no new flows
+	sweepCh chan struct{}
 }
 
 // serveUDP reads datagrams until the socket is closed and hands each to its
 // client's flow, creating the flow on a client's first datagram.
 func (s *Server) serveUDP(ctx context.Context, key labels.Stream, pc *net.UDPConn) {
-	l := &udpListener{s: s, key: key, pc: pc, flows: map[netip.AddrPort]*flow{}}
+	l := &udpListener{
+		s: s, key: key, pc: pc, flows: map[netip.AddrPort]*flow{},
+		sweepCh: make(chan struct{}, 1),
+	}
+	defer l.closeAll()
+	s.wg.Go(func() { l.sweep(ctx) })
 	buf := make([]byte, maxDatagram)
 	var delay time.Duration
 	for {
@@ -85,38 +76,20 @@ func (s *Server) serveUDP(ctx context.Context, key labels.Stream, pc *net.UDPCon
 	}
 }
 
-// deliver queues a datagram on its client's flow. It never blocks the read
-// loop: a full queue drops its oldest datagram instead.
+// deliver queues a datagram on its client's flow and makes sure a worker
+// forwards it. It never blocks the read loop: a full queue drops its oldest
+// datagram instead.
 func (l *udpListener) deliver(ctx context.Context, from netip.AddrPort, d []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.flows[from]
 	if f == nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || l.closed {
 			return
 		}
-		if len(l.flows) >= maxFlows {
-			if !l.full {
-				l.full = true
-				l.s.log.Warn("stream has too many clients, dropping datagrams from new ones",
-					"stream", l.key.String(), "max_flows", maxFlows)
-			}
-			return
-		}
-		l.full = false
-		f = &flow{
-			l: l, client: from, notify: make(chan struct{}, 1),
-			log: l.s.log.With("stream", l.key.String(), "client", from.String()),
-			q:   newQueue(maxQueuedDatagrams, maxQueuedBytes),
-		}
-		l.flows[from] = f
-		l.s.flowCount.Add(1)
-		l.s.wg.Go(func() {
-			defer l.s.flowCount.Add(-1)
-			f.run(ctx)
-		})
+		f = l.addLocked(from)
 	}
-	f.last.Store(time.Now().UnixNano())
+	l.touchLocked(f)
 	if l.queued+len(d) > maxListenerQueued {
 		if !l.over {
 			l.over = true
@@ -128,12 +101,68 @@ func (l *udpListener) deliver(ctx context.Context, from netip.AddrPort, d []byte
 	l.over = false
 	before := f.q.bytes
 	if n := f.q.push(d); n > 0 {
-		f.log.Debug("stream queue full, dropped the oldest datagrams", "dropped", n)
+		f.logger().Debug("stream queue full, dropped the oldest datagrams", "dropped", n)
 	}
 	l.queued += f.q.bytes - before
-	select {
-	case f.notify <- struct{}{}:
-	default: // already signalled
+	if !f.busy {
+		f.busy = true
+		l.s.wg.Go(func() { f.work(ctx) })
+	}
+}
+
+// addLocked creates the flow of a new client, evicting the least recently
+// active flow when the table is full.
+func (l *udpListener) addLocked(from netip.AddrPort) *flow {
+	if len(l.flows) >= maxFlows {
+		if !l.full {
+			l.full = true
+			l.s.log.Warn("stream has too many clients, forgetting the least recently active ones",
+				"stream", l.key.String(), "max_flows", maxFlows)
+		}
+		if old := l.lru.back(); old != nil {
+			old.logger().Debug("stream flow evicted")
+			l.removeLocked(old)
+		}
+	}
+	f := &flow{l: l, client: from, q: newQueue(maxQueuedDatagrams, maxQueuedBytes)}
+	l.flows[from] = f
+	l.lru.pushFront(f)
+	l.s.flowCount.Add(1)
+	if len(l.flows) == 1 {
+		select {
+		case l.sweepCh <- struct{}{}:
+		default:
+		}
+	}
+	return f
+}
+
+// touchLocked records activity on f: it becomes the most recently active.
+func (l *udpListener) touchLocked(f *flow) {
+	f.last = time.Now()
+	l.lru.moveToFront(f)
+}
+
+// touch is touchLocked for a reply, unless f has been forgotten meanwhile.
+func (l *udpListener) touch(f *flow) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !f.gone {
+		l.touchLocked(f)
+	}
+}
+
+// removeLocked forgets f and drops what it queued. Its socket is closed
+// now if no worker runs, else by the worker as it ends.
+func (l *udpListener) removeLocked(f *flow) {
+	delete(l.flows, f.client)
+	l.lru.remove(f)
+	l.queued -= f.q.bytes
+	f.q.take()
+	f.gone = true
+	l.s.flowCount.Add(-1)
+	if !f.busy {
+		f.closeUp()
 	}
 }
 
@@ -145,203 +174,106 @@ func (l *udpListener) take(f *flow) [][]byte {
 	return f.q.take()
 }
 
-// expire forgets f if it is idle and has nothing queued. Deciding under the
-// lock deliver holds means a datagram is either queued before (and f lives
-// on) or delivered to a fresh flow after.
-func (l *udpListener) expire(f *flow) bool {
+// more reports whether f's worker has datagrams to forward. When it has
+// none, the worker ends: the flow is idle again (or gone, and then its
+// socket is closed here).
+func (l *udpListener) more(f *flow) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if f.q.len() > 0 || f.idleLeft() > 0 {
-		return false
+	if !f.gone && f.q.len() > 0 {
+		return true
 	}
-	delete(l.flows, f.client)
-	return true
+	f.busy = false
+	if f.gone {
+		f.closeUp()
+	}
+	return false
 }
 
-func (f *flow) idleLeft() time.Duration {
-	return time.Duration(f.last.Load() + int64(f.l.s.cfg.FlowIdleTimeout) - time.Now().UnixNano())
-}
-
-// run forwards the flow's datagrams until it has been idle for the flow
-// idle timeout or its listener closes. It owns the flow's wakes and its
-// upstream socket, and ends both before returning.
-func (f *flow) run(ctx context.Context) {
-	var wakes sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer wakes.Wait()
-	defer cancel() // ends a wake in progress before waiting for it
-	defer f.disconnect()
-	idle := time.NewTimer(f.l.s.cfg.FlowIdleTimeout)
-	defer idle.Stop()
-	var woke chan error // non-nil while a wake runs
+// sweep forgets flows idle for the flow idle timeout. It runs only while the
+// listener has flows, so an idle stream costs no CPU.
+func (l *udpListener) sweep(ctx context.Context) {
+	every := max(l.s.cfg.FlowIdleTimeout/4, time.Millisecond)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.notify:
-		case err := <-woke:
-			woke = nil
-			if err != nil {
-				f.wakeFailed(ctx, err)
-				continue
-			}
-		case <-idle.C:
-			if woke != nil {
-				// Never expires while its datagrams wait for a wake.
-				idle.Reset(f.l.s.cfg.FlowIdleTimeout)
-				continue
-			}
-			if f.l.expire(f) {
-				f.log.Debug("stream flow expired")
+		case <-l.sweepCh:
+		}
+		for l.expire() > 0 {
+			if !pause(ctx, every) {
 				return
 			}
-			idle.Reset(max(f.idleLeft(), time.Millisecond))
-			continue
-		}
-		if woke == nil {
-			woke = f.forward(ctx, &wakes)
 		}
 	}
 }
 
-// forward sends the queued datagrams, in order, if the container is ready.
-// Otherwise it starts waiting for the wake and returns the channel that
-// receives its outcome; the datagrams stay queued meanwhile.
-func (f *flow) forward(ctx context.Context, wakes *sync.WaitGroup) chan error {
-	w := f.l.s.cfg.Routes.Routes().Streams[f.l.key]
-	if w == nil {
-		f.l.take(f) // the route is going away with its listener
-		return nil
-	}
-	if !w.Acquire() {
-		woke := make(chan error, 1)
-		wakes.Go(func() {
-			_, err := w.Wait(ctx) // within wake_timeout
-			woke <- err
-		})
-		return woke
-	}
-	// Held only while sending: the batch counts as activity, but the flow
-	// itself never keeps the container awake.
-	defer w.Release()
-	if err := f.connect(ctx, w); err != nil {
-		f.l.take(f)
-		f.failed(ctx, "stream upstream unreachable, dropping datagrams", err)
-		return nil
-	}
-	// Sending is traffic too: a flow whose datagrams waited out a long wake
-	// must live on for the replies, whatever its client's last send.
-	f.last.Store(time.Now().UnixNano())
-	for _, d := range f.l.take(f) {
-		if _, err := f.up.Write(d); err != nil {
-			// Usually an ICMP unreachable reported for an earlier
-			// datagram. UDP promises nothing: the next one is tried anyway.
-			f.log.Debug("stream datagram not sent", "container", w.Name(), "error", err)
+// expire forgets the idle flows and returns how many remain. A flow whose
+// worker runs (datagrams waiting for a wake) is never idle.
+func (l *udpListener) expire() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cutoff := time.Now().Add(-l.s.cfg.FlowIdleTimeout)
+	for f := l.lru.back(); f != nil && f.last.Before(cutoff); {
+		prev := f.prev
+		if !f.busy && f.q.len() == 0 {
+			f.logger().Debug("stream flow expired")
+			l.removeLocked(f)
+			if len(l.flows) < maxFlows {
+				l.full = false
+			}
 		}
+		f = prev
 	}
-	f.lastErr = ""
-	return nil
+	return len(l.flows)
 }
 
-// wakeFailed drops what the flow queued for a container that did not wake;
-// the client's next datagram tries again.
-func (f *flow) wakeFailed(ctx context.Context, err error) {
-	f.l.take(f)
-	f.failed(ctx, "stream wake failed, dropping datagrams", err)
+// closeAll forgets every flow as the listener ends; workers see the
+// listener's context end and close their sockets themselves.
+func (l *udpListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for _, f := range l.flows {
+		l.removeLocked(f)
+	}
 }
 
-// failed logs a failure once per distinct error, not once per datagram: a
-// container in its crash backoff fails every datagram at once.
-func (f *flow) failed(ctx context.Context, msg string, err error) {
-	if ctx.Err() != nil || err.Error() == f.lastErr {
+// flowList is an intrusive doubly linked list of flows, cheaper per flow
+// than container/list.
+type flowList struct{ front, tail *flow }
+
+func (fl *flowList) back() *flow { return fl.tail }
+
+func (fl *flowList) pushFront(f *flow) {
+	f.prev, f.next = nil, fl.front
+	if fl.front != nil {
+		fl.front.prev = f
+	}
+	fl.front = f
+	if fl.tail == nil {
+		fl.tail = f
+	}
+}
+
+func (fl *flowList) remove(f *flow) {
+	if f.prev != nil {
+		f.prev.next = f.next
+	} else {
+		fl.front = f.next
+	}
+	if f.next != nil {
+		f.next.prev = f.prev
+	} else {
+		fl.tail = f.prev
+	}
+	f.prev, f.next = nil, nil
+}
+
+func (fl *flowList) moveToFront(f *flow) {
+	if fl.front == f {
 		return
 	}
-	f.lastErr = err.Error()
-	name := ""
-	if w := f.l.s.cfg.Routes.Routes().Streams[f.l.key]; w != nil {
-		name = w.Name()
-	}
-	f.log.Warn(msg, "container", name, "error", err)
-}
-
-// connect makes sure the flow has an upstream socket to where w's stream
-// goes now. The address is resolved again after every wake, because the
-// published port changes on every start: a wake shows as a new Generation,
-// and one this flow slept through (someone else woke the container) as a
-// refusal from the old port.
-func (f *flow) connect(ctx context.Context, w *watcher.Watcher) error {
-	u := w.Generation()
-	alive := f.up != nil && !isClosed(f.replies)
-	if alive && f.w == w && f.seen == u && !f.stale.Load() {
-		return nil
-	}
-	addr, err := f.l.s.upstreamAddr(w, f.l.key)
-	if err != nil {
-		return err
-	}
-	f.stale.Store(false)
-	if alive && addr == f.addr {
-		f.w, f.seen = w, u
-		return nil
-	}
-	f.disconnect()
-	d := net.Dialer{Timeout: f.l.s.cfg.DialTimeout}
-	c, err := d.DialContext(ctx, "udp", addr)
-	if err != nil {
-		return fmt.Errorf("container %s stream %s: dial %s: %w", w.Name(), f.l.key, addr, err)
-	}
-	up, done, t := c.(*net.UDPConn), make(chan struct{}), &toucher{w: w}
-	f.up, f.replies, f.addr, f.w, f.seen = up, done, addr, w, u
-	f.log.Debug("stream flow connected", "container", w.Name(), "upstream", addr)
-	f.l.s.wg.Go(func() {
-		defer close(done)
-		f.readReplies(up, t)
-	})
-	return nil
-}
-
-// disconnect closes the upstream socket and waits for its reply reader.
-func (f *flow) disconnect() {
-	if f.up == nil {
-		return
-	}
-	_ = f.up.Close()
-	<-f.replies
-	f.up, f.replies, f.addr = nil, nil, ""
-}
-
-// readReplies sends every datagram from the upstream back to the client
-// until up is closed.
-func (f *flow) readReplies(up *net.UDPConn, t *toucher) {
-	buf := make([]byte, maxDatagram)
-	for {
-		n, err := up.Read(buf)
-		switch {
-		case errors.Is(err, net.ErrClosed):
-			return
-		case errors.Is(err, syscall.ECONNREFUSED):
-			// ICMP port unreachable for a datagram we sent: nothing
-			// listens there (yet), or the container moved to another
-			// port. The next batch resolves again; the socket stays.
-			f.stale.Store(true)
-			continue
-		case err != nil:
-			f.log.Debug("stream upstream read failed", "error", err)
-			return
-		}
-		f.last.Store(time.Now().UnixNano())
-		t.touch()
-		if _, err := f.l.pc.WriteToUDPAddrPort(buf[:n], f.client); err != nil && !errors.Is(err, net.ErrClosed) {
-			f.log.Debug("stream reply not sent", "error", err)
-		}
-	}
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+	fl.remove(f)
+	fl.pushFront(f)
 }

@@ -224,5 +224,8 @@ func (w *Watcher) peerIdleLocked() peerState {
 	if w.graph != nil && w.graph.DependentsAwake(w.name) {
 		return peerBusy
 	}
+	if _, in := w.inWindowLocked(); in || w.busyLocked() {
+		return peerBusy // a keep-warm window, or no fresh quiet CPU reading
+	}
 	return peerSleepable
 }

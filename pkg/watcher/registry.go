@@ -32,6 +32,9 @@ type RegistryConfig struct {
 	// Targets says which containers are stubs for a workload another
 	// provider drives; nil means every container is its own workload.
 	Targets Targets
+	// Location is the time zone of keep-warm windows (--timezone); nil
+	// means the process's.
+	Location *time.Location
 }
 
 // Registry holds one entry per labelled container, keyed by name so that a
@@ -403,7 +406,10 @@ func (r *Registry) rebuildLocked() []*Watcher {
 			}
 		}
 	}
-	rt.peers = sharedPeers(rt)
+	// Groups sleep together through the same mechanism as stubs of one
+	// workload.
+	rt.peers = mergePeers(sharedPeers(rt), groupPeers(rt))
+	rt.groupMembers = groupMembers(rt)
 	r.routes.Store(rt)
 	close(r.changed)
 	r.changed = make(chan struct{})
@@ -469,6 +475,7 @@ func (r *Registry) newWatcherLocked(name string, e *entry) *Watcher {
 		Recorder:     r.rec,
 		SelfNetworks: r.cfg.SelfNetworks,
 		Graph:        r,
+		Location:     r.cfg.Location,
 	}
 	if t := e.target; t != nil {
 		// Sleeper's own networks are the main runtime's: a stub's workload

@@ -19,8 +19,11 @@ type Routes struct {
 	deps       map[string][]string
 	dependents map[string][]string
 	// peers: for a stub whose workload other stubs also name, every stub
-	// of that workload, sorted.
+	// of that workload, sorted; and for a member of a sleeper.group, every
+	// member: they sleep together.
 	peers map[string][]string
+	// groupMembers: every managed member of each sleeper.group, sorted.
+	groupMembers map[string][]string
 }
 
 func newRoutes() *Routes {

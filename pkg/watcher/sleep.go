@@ -57,11 +57,17 @@ func (w *Watcher) onIdle() {
 		w.armIdleLocked()
 		return
 	}
+	if w.holdInWindowLocked() {
+		return // a keep-warm window: checked again when it ends
+	}
 	if w.graph != nil && w.graph.DependentsAwake(w.name) {
 		// A dependency sleeps only after its dependents: check again a
 		// timeout from now, or sooner when one of them sleeps (checkIdle).
 		w.timer.Reset(idle)
 		return
+	}
+	if w.holdWhileBusyLocked(idle) {
+		return // the busy check runs the idle check again when quiet
 	}
 	if w.graph != nil && w.graph.SleepTogether(w.name) {
 		// Another stub names the same guest: they sleep together, when all
@@ -101,12 +107,16 @@ func (w *Watcher) startSleepLocked(reason string) chan struct{} {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
+		mem := w.memoryBeforeSleep(id, spec)
 		err := w.putToSleep(id, spec)
 		w.actionDone()
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		w.sleepDone = nil
 		w.sleepErr = err
+		if err == nil {
+			w.pol.memory = mem
+		}
 		close(done)
 		if err != nil {
 			w.log.Error("sleep failed", "method", string(spec.StopMethod), "error", err)

@@ -119,6 +119,7 @@ func (w *Watcher) runWake(op *wakeOp, sleepDone <-chan struct{}) {
 	defer cancel()
 	var u *url.URL
 	var err error
+	w.wakeGroup(op)
 	if sleepDone != nil {
 		// A sleep is still stopping the container: let it finish, then start
 		// it again, rather than racing the engine with a start and a stop.

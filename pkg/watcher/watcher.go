@@ -51,6 +51,11 @@ type Config struct {
 	// Workload is the Target.Key of the workload a stub container stands
 	// for; "" when the container is its own workload.
 	Workload string
+	// Location is the time zone of keep-warm windows (--timezone); nil
+	// means the process's. Now is the wall clock for them; nil means
+	// time.Now (tests set a fake one).
+	Location *time.Location
+	Now      func() time.Time
 }
 
 // Watcher drives one container between asleep and ready.
@@ -101,6 +106,7 @@ type Watcher struct {
 	healthPassed runKey
 	retryAt      time.Time // no new wake before this after a failure
 	closed       bool
+	pol          policy // keep-warm windows, busy guard, memory freed
 }
 
 // New builds a watcher for one container. It starts in StateAsleep and
@@ -123,9 +129,11 @@ func New(cfg Config) *Watcher {
 		lifetime: lifetime,
 		cancel:   cancel,
 		changed:  make(chan struct{}),
+		pol:      newPolicy(cfg),
 	}
 	spec := cfg.Spec
 	w.spec.Store(&spec)
+	w.armWindowLocked() // nobody else holds w yet
 	w.lastActivity.Store(monoNow())
 	// A watcher rebuilt under a name the recorder knows starts from asleep.
 	rec.State(cfg.Name, StateAsleep, StateAsleep)
@@ -240,6 +248,7 @@ func (w *Watcher) Update(spec labels.Spec) {
 	if w.State() == StateReady {
 		w.armIdleLocked()
 	}
+	w.armWindowLocked()
 	w.broadcastLocked()
 }
 
@@ -359,6 +368,7 @@ func (w *Watcher) Close() {
 	}
 	w.closed = true
 	w.stopTimerLocked()
+	w.stopWindowLocked()
 	w.cancel()
 	w.broadcastLocked()
 	w.mu.Unlock()
@@ -389,6 +399,19 @@ type Info struct {
 	// users: "http /alive", "healthcheck-url http://localhost/health",
 	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running".
 	Readiness string
+	// Group is the sleeper.group; "" when none.
+	Group string
+	// AwakeDuring is the keep-warm schedule, normalised; "" when none.
+	// NextWindow is the start of the next window (zero without one), and
+	// InWindow says whether now is inside one (then SleepsAt is zero).
+	AwakeDuring string
+	NextWindow  time.Time
+	InWindow    bool
+	// BusyCPU is the busy guard's threshold in percent; 0 when none.
+	BusyCPU float64
+	// MemoryFreed is, for a container asleep, its memory use read just
+	// before it was stopped (0 unknown, or paused: pause frees nothing).
+	MemoryFreed uint64
 }
 
 // Info returns a summary of the watcher.
@@ -422,6 +445,7 @@ func (w *Watcher) Info() Info {
 	if info.State == StateReady && spec.IdleTimeout > 0 && !busy {
 		info.SleepsAt = info.LastActivity.Add(spec.IdleTimeout)
 	}
+	w.policyInfoLocked(&info)
 	if w.lastWake != nil {
 		info.LastWake = w.lastWake.dur
 		if w.lastWake.err != nil && info.State == StateError {
