@@ -151,6 +151,13 @@ const (
 	// qemu (any case); needs KeyProxmoxNode. Default: found from the
 	// cluster's resource list. Example: sleeper.proxmox.type=qemu
 	KeyProxmoxType = "proxmox.type"
+
+	// KeyReplicas is how many replicas a Docker Swarm service runs while
+	// awake (asleep it runs 0). Read from the service's own labels
+	// (deploy.labels in a stack file); meaningless on a container. Type:
+	// integer 1..1000. Default: the count the service had when last seen
+	// awake, else 1. Example: sleeper.replicas=3
+	KeyReplicas = "replicas"
 	// KeyIgnoreAgents lists User-Agent substrings (case-insensitive) whose
 	// requests neither wake the container nor count as activity: uptime
 	// monitors and bots. It adds to --ignore-agents. Type: comma list of
@@ -216,6 +223,7 @@ var knownKeys = [...]string{
 	KeyProxmoxNode,
 	KeyProxmoxVMID,
 	KeyProxmoxType,
+	KeyReplicas,
 	KeyIgnoreAgents,
 	KeyIgnoreCIDRs,
 	KeyIgnorePaths,

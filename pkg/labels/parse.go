@@ -37,13 +37,14 @@ var setters = map[string]func(*parser, string){
 	KeyProxmoxNode: (*parser).proxmoxNode,
 	KeyProxmoxVMID: (*parser).proxmoxVMID,
 	KeyProxmoxType: (*parser).proxmoxType,
+	KeyReplicas:    (*parser).replicas,
 
 	KeyIgnoreAgents: (*parser).ignoreAgents,
 	KeyIgnoreCIDRs:  (*parser).ignoreCIDRs,
 	KeyIgnorePaths:  (*parser).ignorePaths,
-	KeyAwakeDuring: (*parser).awakeDuring,
-	KeyGroup:       (*parser).group,
-	KeyBusyCPU:     (*parser).busyCPU,
+	KeyAwakeDuring:  (*parser).awakeDuring,
+	KeyGroup:        (*parser).group,
+	KeyBusyCPU:      (*parser).busyCPU,
 }
 
 // Parse reads the labels under opt.Prefix (DefaultPrefix when empty) into a

@@ -223,3 +223,28 @@ func TestLabelNamesDeclaredOnce(t *testing.T) {
 		t.Fatalf("checked %d files; is the test running in the package directory?", checked)
 	}
 }
+
+// TestReplicas: sleeper.replicas is a count of 1..1000; anything else names the label.
+func TestReplicas(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    string
+		want uint64
+		bad  bool
+	}{{"3", 3, false}, {"1", 1, false}, {"1000", 1000, false}, {"0", 0, true}, {"-1", 0, true}, {"1001", 0, true}, {"two", 0, true}} {
+		t.Run(tc.v, func(t *testing.T) {
+			t.Parallel()
+			spec, err := labels.Parse(map[string]string{"sleeper.enable": "true", "sleeper.replicas": tc.v}, labels.Options{})
+			if tc.bad {
+				var le *labels.Error
+				if !errors.As(err, &le) || le.Key != "sleeper."+labels.KeyReplicas {
+					t.Fatalf("labels.Parse(replicas=%s) = %v, want a label error on %s", tc.v, err, labels.KeyReplicas)
+				}
+				return
+			}
+			if err != nil || spec.Replicas != tc.want {
+				t.Fatalf("labels.Parse(replicas=%s) = %d, %v; want %d", tc.v, spec.Replicas, err, tc.want)
+			}
+		})
+	}
+}

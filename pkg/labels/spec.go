@@ -109,6 +109,9 @@ type Spec struct {
 	AwakeDuring Schedule // keep-warm windows; nil means none
 	Group       string   // "" means no group
 	BusyCPU     float64  // percent of one CPU; 0 means no busy check
+	// Replicas is how many replicas a Swarm service runs awake; 0 means
+	// the label is absent (the provider decides).
+	Replicas uint64
 	// Ignore* select requests that neither wake the container nor count
 	// as activity (ignore.go); empty means none beyond --ignore-agents.
 	IgnoreAgents []string       // lower-case User-Agent substrings

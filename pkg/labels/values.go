@@ -385,3 +385,16 @@ func isAlnum(c byte) bool {
 func hasSpaceOrControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 }
+
+// maxReplicas bounds sleeper.replicas: a typo such as 30000 must not ask a
+// cluster for thirty thousand tasks.
+const maxReplicas = 1000
+
+func (p *parser) replicas(v string) {
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < 1 || n > maxReplicas {
+		p.fail(KeyReplicas, "not a replica count (1-%d)", maxReplicas)
+		return
+	}
+	p.spec.Replicas = n
+}
