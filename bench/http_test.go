@@ -170,7 +170,6 @@ func runWrk(t *testing.T, url, host string, d time.Duration) wrkResult {
 // (SLEEPER_BENCH_ROUNDS), and each figure is the median of its rounds. The
 // CPU time per request is the proxy's own (/proc/<pid>/stat, utime+stime,
 // nginx's master and workers) over the run, divided by wrk's count.
-// SLEEPER_BIN runs an already built sleeper binary (to compare two builds).
 func TestHTTPThroughput(t *testing.T) {
 	benchOnly(t)
 	if _, err := exec.LookPath("wrk"); err != nil {
@@ -180,12 +179,7 @@ func TestHTTPThroughput(t *testing.T) {
 	startNginx(t, nginxUpstreamConf, upstream, "", upstream)
 	nginxPid := startNginx(t, nginxProxyConf, upstream, nginxProxy, nginxProxy)
 
-	var s *sleeperProcess
-	if bin := os.Getenv("SLEEPER_BIN"); bin != "" {
-		s = startSleeperBinary(t, bin)
-	} else {
-		s = startSleeperProcess(t)
-	}
+	s := startSleeperProcess(t)
 	cli := dockertest.Client(t)
 	name := "httpbench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	host := name + ".localhost"
@@ -218,7 +212,7 @@ func TestHTTPThroughput(t *testing.T) {
 			r.cpu = treeCPU(t, target.pid) - before
 			runs[i] = append(runs[i], r)
 			fmt.Printf("round %d %-7s %6.0f req/s  p99 %-8s  %5.1f µs CPU/request\n",
-				round+1, target.name, r.rps, r.p99, float64(r.cpuPerRequest())/1e3)
+				round+1, target.name, r.rps, r.p99.Round(10*time.Microsecond), float64(r.cpuPerRequest())/1e3)
 		}
 	}
 	n, sl := medianRun(runs[0]), medianRun(runs[1])

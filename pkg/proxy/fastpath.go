@@ -275,4 +275,3 @@ func isEventStream(ct string) bool {
 	rest := ct[len(es):]
 	return rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t'
 }
-

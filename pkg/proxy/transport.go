@@ -61,10 +61,14 @@ const maxInformational = 8
 type upstreamConn struct {
 	conn net.Conn
 	// br is pooled (pool.go): nil while the connection is idle.
-	br     *bufio.Reader
-	addr   string
-	reused bool
-	since  time.Time // when it went idle
+	br   *bufio.Reader
+	addr string
+	peek *peeker // sockcheck: the check before reuse
+	// closeConn is conn.Close, made once: it runs when a request's
+	// context ends mid-exchange.
+	closeConn func()
+	reused    bool
+	since     time.Time // when it went idle
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -128,7 +132,7 @@ func replayable(req *http.Request) bool {
 // read by the caller through connBody, which returns the connection to the
 // pool when it reaches a clean end.
 func (t *transport) exchange(pc *upstreamConn, req *http.Request, head leanHead) (*http.Response, error) {
-	stop := context.AfterFunc(req.Context(), func() { pc.conn.Close() })
+	stop := context.AfterFunc(req.Context(), pc.closeConn)
 	if err := t.writeHead(pc, req, head); err != nil {
 		stop()
 		return nil, err
@@ -247,7 +251,9 @@ func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstrea
 	}
 	// A herd of held requests opens a connection each: the buffers are
 	// pooled and held only while in use (pool.go).
-	return &upstreamConn{conn: conn, addr: addr, br: t.bufs.reader(conn)}, nil
+	pc := &upstreamConn{conn: conn, addr: addr, br: t.bufs.reader(conn), peek: newPeeker(conn)}
+	pc.closeConn = func() { pc.conn.Close() }
+	return pc, nil
 }
 
 // pooled takes the newest idle connection to addr that is still quiet: the
@@ -275,7 +281,7 @@ func (t *transport) pooled(addr string) *upstreamConn {
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if quiet(pc.conn) {
+		if pc.peek.quiet() {
 			pc.reused = true
 			pc.br = t.bufs.reader(pc.conn)
 			return pc

@@ -21,7 +21,7 @@ func rawUpstream(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	const answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nhello from the upstream\n"
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\nhello from the upstream\n")
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -42,7 +42,7 @@ func rawUpstream(tb testing.TB) string {
 							break
 						}
 					}
-					if _, err := io.WriteString(c, answer); err != nil {
+					if _, err := c.Write(answer); err != nil {
 						return
 					}
 				}
