@@ -52,8 +52,13 @@ func buildSleeper(t *testing.T) string {
 	return bin
 }
 
+// startSleeperProcess builds and runs sleeper; SLEEPER_BIN runs an already
+// built binary instead (to compare two builds in one way).
 func startSleeperProcess(t *testing.T, extra ...string) *sleeperProcess {
 	t.Helper()
+	if bin := os.Getenv("SLEEPER_BIN"); bin != "" {
+		return startSleeperBinary(t, bin, extra...)
+	}
 	return startSleeperBinary(t, buildSleeper(t), extra...)
 }
 

@@ -144,6 +144,7 @@ func TestHerd5000(t *testing.T) {
 	var ok, bad atomic.Int64
 	var peak atomic.Int64
 	var firstErr atomic.Value
+	base, _ := procStat(t, s.cmd.Process.Pid)
 	t0 := time.Now()
 	for range n {
 		wg.Go(func() {
@@ -181,8 +182,9 @@ func TestHerd5000(t *testing.T) {
 	}
 	elapsed := time.Since(t0)
 	time.Sleep(300 * time.Millisecond) // let a (wrong) second start event arrive
-	fmt.Printf("herd: %d concurrent held requests: %d answered by the app, %d failed, %d start(s), last answer after %s, peak RSS %.1f MB\n",
-		n, ok.Load(), bad.Load(), starts(), elapsed.Round(time.Millisecond), float64(peak.Load())/1e6)
+	fmt.Printf("herd: %d concurrent held requests: %d answered by the app, %d failed, %d start(s), last answer after %s, peak RSS %.1f MB (%.1f MB before), %.1f KB per held request\n",
+		n, ok.Load(), bad.Load(), starts(), elapsed.Round(time.Millisecond), float64(peak.Load())/1e6,
+		float64(base)/1e6, float64(peak.Load()-base)/n/1e3)
 	if e := firstErr.Load(); e != nil {
 		t.Errorf("first failure: %v", e)
 	}

@@ -78,6 +78,8 @@ type Handler struct {
 	// buffers are the copy buffers of every ReverseProxy: without a pool each
 	// response body copy allocates 32 KiB.
 	buffers bufferPool
+	// copyBufs are the lean path's copy buffers (fastpath.go, pool.go).
+	copyBufs copyBuffers
 	// closing is closed by Shutdown: long-lived event streams end then,
 	// while proxied requests are left to finish within the grace period.
 	closing     chan struct{}
@@ -259,6 +261,10 @@ func (h *Handler) forward(w *watcher.Watcher, rw http.ResponseWriter, r *http.Re
 	up := w.Upstream()
 	if up == nil {
 		upstreamFailed(rw, h.log.With("container", w.Name()), w.Name(), errors.New("no upstream address"))
+		return
+	}
+	if leanEligible(r, up) {
+		h.serveLean(rw, r, w.Name(), up) // fastpath.go: the common request
 		return
 	}
 	p, ok := h.proxies.Load(w)

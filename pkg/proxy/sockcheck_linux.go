@@ -1,9 +1,9 @@
 package proxy
 
 import (
-	"errors"
 	"net"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,20 +12,35 @@ import (
 // connection and the upstream has not closed it: one non-blocking
 // recv(MSG_PEEK), which leaves any bytes where they are. EAGAIN is the
 // only quiet answer; data, end of stream, an error or a connection that
-// cannot be inspected all mean the connection must not be reused.
-func quiet(c net.Conn) bool {
-	rc := rawConn(c)
-	if rc == nil {
+// cannot be inspected all mean the connection must not be reused. The
+// peeker is built once when the connection is dialled: a check on every
+// reuse then allocates nothing (no raw-conn wrapper, no closure, no
+// address from recvfrom).
+type peeker struct {
+	rc    syscall.RawConn
+	fn    func(fd uintptr)
+	errno syscall.Errno
+	buf   [1]byte
+}
+
+func newPeeker(c net.Conn) *peeker {
+	p := &peeker{rc: rawConn(c)}
+	p.fn = func(fd uintptr) {
+		_, _, p.errno = syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p.buf[0])), 1,
+			uintptr(unix.MSG_PEEK|unix.MSG_DONTWAIT), 0, 0)
+	}
+	return p
+}
+
+func (p *peeker) quiet() bool {
+	if p.rc == nil {
 		return false
 	}
-	var peekErr error
-	var buf [1]byte
-	if err := rc.Control(func(fd uintptr) {
-		_, _, peekErr = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	}); err != nil {
+	p.errno = 0
+	if err := p.rc.Control(p.fn); err != nil {
 		return false
 	}
-	return errors.Is(peekErr, unix.EAGAIN)
+	return p.errno == unix.EAGAIN
 }
 
 // peerClosed reports whether the peer of a client connection has closed

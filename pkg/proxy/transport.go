@@ -36,6 +36,8 @@ type transport struct {
 	// within it.
 	maxIdleAge time.Duration
 
+	bufs connBuffers // pool.go
+
 	mu    sync.Mutex
 	idle  map[string][]*upstreamConn
 	sweep *time.Timer // reaps expired idle connections; nil while the pool is empty
@@ -57,12 +59,16 @@ const maxInformational = 8
 
 // upstreamConn is one kept-alive connection to an upstream.
 type upstreamConn struct {
-	conn   net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	addr   string
-	reused bool
-	since  time.Time // when it went idle
+	conn net.Conn
+	// br is pooled (pool.go): nil while the connection is idle.
+	br   *bufio.Reader
+	addr string
+	peek *peeker // sockcheck: the check before reuse
+	// closeConn is conn.Close, made once: it runs when a request's
+	// context ends mid-exchange.
+	closeConn func()
+	reused    bool
+	since     time.Time // when it went idle
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -74,6 +80,18 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Port() == "" {
 		addr = net.JoinHostPort(req.URL.Hostname(), "80")
 	}
+	return t.do(req, addr, leanHead{})
+}
+
+// roundTripLean sends the inbound request r, as head writes it, to addr
+// (fastpath.go).
+func (t *transport) roundTripLean(r *http.Request, addr string, head leanHead) (*http.Response, error) {
+	return t.do(r, addr, head)
+}
+
+// do sends req (written by head when head.r is set, by Request.Write
+// otherwise) over a pooled or new connection to addr and reads the answer.
+func (t *transport) do(req *http.Request, addr string, head leanHead) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		// The retry dials afresh: the next pooled connection may be just as
 		// dead (an app restart closes them all).
@@ -81,7 +99,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(pc, req)
+		resp, err := t.exchange(pc, req, head)
 		if err == nil {
 			return resp, nil
 		}
@@ -113,13 +131,9 @@ func replayable(req *http.Request) bool {
 // exchange writes the request and reads the answer's head. The body is
 // read by the caller through connBody, which returns the connection to the
 // pool when it reaches a clean end.
-func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(req.Context(), func() { pc.conn.Close() })
-	if err := req.Write(pc.bw); err != nil {
-		stop()
-		return nil, err
-	}
-	if err := pc.bw.Flush(); err != nil {
+func (t *transport) exchange(pc *upstreamConn, req *http.Request, head leanHead) (*http.Response, error) {
+	stop := context.AfterFunc(req.Context(), pc.closeConn)
+	if err := t.writeHead(pc, req, head); err != nil {
 		stop()
 		return nil, err
 	}
@@ -140,9 +154,28 @@ func (t *transport) exchange(pc *upstreamConn, req *http.Request) (*http.Respons
 		return nil, err
 	}
 	noBody := bodiless(req, resp)
-	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols && !noBody
+	// The lean path never asks the app to close: the client's own
+	// "Connection: close" is for sleeper's side only.
+	reqClose := req.Close && head.r == nil
+	reusable := !resp.Close && !reqClose && resp.StatusCode != http.StatusSwitchingProtocols && !noBody
 	resp.Body = &connBody{ReadCloser: resp.Body, t: t, pc: pc, stop: stop, reuse: reusable, reset: noBody}
 	return resp, nil
+}
+
+// writeHead writes the request with a pooled writer, held only for this.
+func (t *transport) writeHead(pc *upstreamConn, req *http.Request, head leanHead) error {
+	bw := t.bufs.writer(pc.conn)
+	defer t.bufs.putWriter(bw)
+	var err error
+	if head.r != nil {
+		err = head.write(bw)
+	} else {
+		err = req.Write(bw)
+	}
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // bodiless reports an answer that has no body by definition: to HEAD, 204
@@ -216,13 +249,11 @@ func (t *transport) get(ctx context.Context, addr string, pooled bool) (*upstrea
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{
-		conn: conn, addr: addr,
-		// The standard transport's sizes: a herd of held requests opens a
-		// connection each, and their buffers add up.
-		br: bufio.NewReaderSize(conn, 4<<10),
-		bw: bufio.NewWriterSize(conn, 4<<10),
-	}, nil
+	// A herd of held requests opens a connection each: the buffers are
+	// pooled and held only while in use (pool.go).
+	pc := &upstreamConn{conn: conn, addr: addr, br: t.bufs.reader(conn), peek: newPeeker(conn)}
+	pc.closeConn = func() { pc.conn.Close() }
+	return pc, nil
 }
 
 // pooled takes the newest idle connection to addr that is still quiet: the
@@ -250,8 +281,9 @@ func (t *transport) pooled(addr string) *upstreamConn {
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if quiet(pc.conn) {
+		if pc.peek.quiet() {
 			pc.reused = true
+			pc.br = t.bufs.reader(pc.conn)
 			return pc
 		}
 		pc.conn.Close()
@@ -270,6 +302,10 @@ func (t *transport) put(pc *upstreamConn) {
 		pc.conn.Close()
 		return
 	}
+	// The answer was read to its end with nothing after it: its body
+	// reads no more, and the reader can serve another connection.
+	t.bufs.putReader(pc.br)
+	pc.br = nil
 	pc.since = time.Now()
 	t.idle[pc.addr] = append(t.idle[pc.addr], pc)
 	if t.sweep == nil {

@@ -2,7 +2,9 @@
 // fixed upstream, with a CPU profile, so the proxy path can be profiled under
 // wrk without Docker: a watcher is made ready through the upstream label.
 //
-//	go run ./bench/cmd/proxyprof -upstream 127.0.0.1:8001 -addr 127.0.0.1:8002 -cpuprofile cpu.out -for 15s
+//	go run ./bench/cmd/proxyprof -upstream 127.0.0.1:8001 -addr 127.0.0.1:8002 -cpuprofile cpu.out -memprofile mem.out -for 15s
+//
+// bench/proxy-profile.sh runs it under wrk against an nginx upstream.
 package main
 
 import (
@@ -12,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -30,8 +33,13 @@ func main() {
 	upstream := flag.String("upstream", "127.0.0.1:8001", "upstream address")
 	addr := flag.String("addr", "127.0.0.1:8002", "listen address")
 	profile := flag.String("cpuprofile", "", "write a CPU profile here")
+	memProfile := flag.String("memprofile", "", "write an allocation profile (every allocation sampled) here")
 	dur := flag.Duration("for", 15*time.Second, "how long to serve")
 	flag.Parse()
+	if *memProfile != "" {
+		runtime.MemProfileRate = 1
+		defer writeHeapProfile(*memProfile)
+	}
 
 	log := slog.New(slog.DiscardHandler)
 	reg := watcher.NewRegistry(watcher.RegistryConfig{Runtime: readyRuntime{}, Log: log})
@@ -55,4 +63,15 @@ func main() {
 	_ = ln.Close()
 	fmt.Println("serving on", *addr, "for", *dur)
 	_ = srv.Run(ctx)
+}
+
+// writeHeapProfile writes the allocation profile (go tool pprof
+// -sample_index=alloc_objects shows where allocations come from).
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	_ = pprof.Lookup("allocs").WriteTo(f, 0)
 }
