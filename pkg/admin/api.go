@@ -40,7 +40,8 @@ type Container struct {
 	Error        string              `json:"error"`
 	// Readiness is the rule that ends a wake, in the order of precedence
 	// docs/behaviour.md gives: "http /alive" (ready_path),
-	// "healthcheck-url <url>", "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running";
+	// "healthcheck-url <url>", "healthcheck-exec", "healthcheck-event",
+	// "http", "tcp" or "running";
 	// "" for an unmanaged container.
 	Readiness string `json:"readiness"`
 	// Group is sleeper.group, AwakeDuring the keep-warm schedule
