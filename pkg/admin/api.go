@@ -38,9 +38,10 @@ type Container struct {
 	SleepsAt     *time.Time          `json:"sleeps_at"`
 	LastWakeMS   *int64              `json:"last_wake_ms"`
 	Error        string              `json:"error"`
-	// Readiness is the rule that ends a wake, in README's order of
-	// precedence: "http /alive" (ready_path), "healthcheck-url <url>",
-	// "healthcheck-exec", "healthcheck-event", "http", "tcp" or "running";
+	// Readiness is the rule that ends a wake, in the order of precedence
+	// docs/behaviour.md gives: "http /alive" (ready_path),
+	// "healthcheck-url <url>", "healthcheck-exec", "healthcheck-event",
+	// "http", "tcp" or "running";
 	// "" for an unmanaged container.
 	Readiness string `json:"readiness"`
 	// Group is sleeper.group, AwakeDuring the keep-warm schedule

@@ -15,7 +15,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestMetricNamesGolden pins every sleeper_* metric name: renaming one breaks
-// dashboards and alerts, so it must be a deliberate change (README lists them).
+// dashboards and alerts, so it must be a deliberate change (docs/admin.md lists them).
 // Regenerate with: go test ./pkg/metrics -run Golden -update
 func TestMetricNamesGolden(t *testing.T) {
 	r, _ := newTestRecorder(t)

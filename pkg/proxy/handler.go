@@ -125,7 +125,7 @@ func NewHandler(cfg Config) *Handler {
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			// Upstreams on https are containers with their own, usually
-			// self-signed, certificates (README: "Upstream TLS").
+			// self-signed, certificates (docs/behaviour.md, "Routes").
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented
 		},
 		proxies:    xsync.NewMap[*watcher.Watcher, *upstreamProxy](),

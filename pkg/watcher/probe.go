@@ -28,7 +28,7 @@ func newProber() *prober {
 		DisableKeepAlives: true,
 		// Upstreams on https are containers with their own, usually
 		// self-signed, certificates; the proxy does not verify them either.
-		TLSClientConfig:       &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented in README
+		TLSClientConfig:       &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // documented in docs/behaviour.md
 		ResponseHeaderTimeout: 2 * time.Second,
 		Proxy:                 nil,
 	}

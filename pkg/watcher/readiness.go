@@ -14,7 +14,7 @@ import (
 	"sleeper/pkg/labels"
 )
 
-// Readiness rule kinds, in the order of precedence README documents.
+// Readiness rule kinds, in the order of precedence docs/behaviour.md documents.
 const (
 	ReadyHTTP         = "http"              // sleeper.ready_path (2xx/3xx; the user's word wins), else any answer
 	ReadyHealthURL    = "healthcheck-url"   // the health test fetches a URL: sleeper fetches it too
