@@ -40,6 +40,12 @@ type Status struct {
 	QMPStatus string
 	// HA reports whether the HA stack manages the guest.
 	HA bool
+	// Mem is the memory in use, in bytes; 0 while stopped.
+	Mem uint64
+	// CPU is the CPU use over PVE's last sampling interval as a fraction
+	// of the guest's CPUs (1 is all of them busy); CPUs is how many it has.
+	CPU  float64
+	CPUs float64
 }
 
 // Running reports whether the guest runs.
@@ -108,6 +114,14 @@ func (n *number) UnmarshalJSON(b []byte) error {
 
 func (n number) int() int { return int(n) }
 
+// bytes is a size that cannot be negative; a nonsense value reads as 0.
+func (n number) bytes() uint64 {
+	if n <= 0 || float64(n) >= math.MaxUint64 {
+		return 0
+	}
+	return uint64(n)
+}
+
 func (n number) seconds() time.Duration {
 	if n <= 0 || float64(n) > math.MaxInt64/float64(time.Second) {
 		return 0
@@ -139,6 +153,9 @@ func (c *Client) status(ctx context.Context, kind, node string, vmid int) (Statu
 		Uptime    number `json:"uptime"`
 		Lock      string `json:"lock"`
 		QMPStatus string `json:"qmpstatus"`
+		Mem       number `json:"mem"`
+		CPU       number `json:"cpu"`
+		CPUs      number `json:"cpus"`
 		HA        struct {
 			Managed number `json:"managed"`
 		} `json:"ha"`
@@ -147,7 +164,8 @@ func (c *Client) status(ctx context.Context, kind, node string, vmid int) (Statu
 		return Status{}, err
 	}
 	s := Status{VMID: w.VMID.int(), Name: w.Name, Status: w.Status, Uptime: w.Uptime.seconds(),
-		Lock: w.Lock, QMPStatus: w.QMPStatus, HA: w.HA.Managed != 0}
+		Lock: w.Lock, QMPStatus: w.QMPStatus, HA: w.HA.Managed != 0,
+		Mem: w.Mem.bytes(), CPU: max(float64(w.CPU), 0), CPUs: max(float64(w.CPUs), 0)}
 	if s.VMID == 0 {
 		s.VMID = vmid
 	}

@@ -32,6 +32,9 @@ const (
 	DefaultSecret            = "0b5e6f1c-3d2a-4e8f-9c7b-1a2b3c4d5e6f"
 	DefaultUnauthorizedDelay = 3 * time.Second // what pveproxy waits
 	DefaultTaskDelay         = 100 * time.Millisecond
+	// DefaultMemory is the mem status/current reports for a running guest
+	// until SetUsage says otherwise; a stopped guest reports 0.
+	DefaultMemory = 64 << 20
 )
 
 // Endpoints, the keys of Calls and LastForm.
@@ -126,7 +129,10 @@ type guest struct {
 	paused       bool   // a VM suspended in memory: running, qmpstatus paused
 	agent        bool   // a VM whose guest agent runs (after agentDelay)
 	agentDelay   time.Duration
-	dhcp         bool // the config says ip=dhcp instead of the address
+	dhcp         bool    // the config says ip=dhcp instead of the address
+	mem          uint64  // bytes in use while running; 0 is DefaultMemory
+	cpu          float64 // PVE's cpu while running: a fraction of cpus
+	cpus         int     // the guest's CPUs; 0 is 1
 	// power serializes state transitions with their hooks, so that two
 	// tasks finishing together never start the app twice.
 	power sync.Mutex

@@ -142,7 +142,7 @@ func (s *Server) current(w http.ResponseWriter, r *http.Request, _ string) {
 	now := time.Now()
 	st := map[string]any{
 		"vmid": g.vmid, "name": g.name, "status": "stopped", "uptime": g.uptime(now), "type": g.kind,
-		"cpus": 1, "maxmem": 512 << 20, "mem": 0, "maxswap": 512 << 20, "swap": 0,
+		"cpus": max(g.cpus, 1), "cpu": 0, "maxmem": 512 << 20, "mem": 0, "maxswap": 512 << 20, "swap": 0,
 		"maxdisk": 8 << 30, "disk": 1 << 30, "netin": 0, "netout": 0, "diskread": 0, "diskwrite": 0,
 		"ha": map[string]any{"managed": 0},
 	}
@@ -154,7 +154,11 @@ func (s *Server) current(w http.ResponseWriter, r *http.Request, _ string) {
 	}
 	if g.running {
 		st["status"] = "running"
-		st["mem"] = 64 << 20
+		st["mem"] = uint64(DefaultMemory)
+		if g.mem != 0 {
+			st["mem"] = g.mem
+		}
+		st["cpu"] = g.cpu
 		st["pid"] = 40000 + g.vmid
 	}
 	if g.kind == "qemu" {

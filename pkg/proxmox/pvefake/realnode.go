@@ -94,6 +94,16 @@ func (s *Server) SetAddresses(vmid int, extra ...netip.Addr) {
 	g.extra = extra
 }
 
+// SetUsage sets what status/current reports while the guest runs: mem in
+// bytes (0 is DefaultMemory), cpu as PVE's fraction of the guest's cpus
+// over its last interval, and cpus (0 is 1).
+func (s *Server) SetUsage(vmid int, mem uint64, cpu float64, cpus int) {
+	g := s.byVMID(vmid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g.mem, g.cpu, g.cpus = mem, cpu, cpus
+}
+
 // SetDHCP makes an LXC's config say ip=dhcp instead of its static address.
 func (s *Server) SetDHCP(vmid int, dhcp bool) {
 	g := s.byVMID(vmid)
