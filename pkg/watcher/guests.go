@@ -103,13 +103,29 @@ func (g *sharedRuntime) powerOff(ctx context.Context, id, op string, off func() 
 	return err
 }
 
-// sharedRuntimeLocked returns the runtime the stubs of t's workload share.
-// Callers hold r.mu.
+// sharedStats is a sharedRuntime whose workload's runtime reads resource
+// use: the busy guard and the memory freed find Stats by a type assertion,
+// which the embedded Runtime interface alone would hide.
+type sharedStats struct {
+	*sharedRuntime
+	stats Stats
+}
+
+// Stats implements Stats: a read only, no power change to share.
+func (g sharedStats) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+	return g.stats.Stats(ctx, id, cpu)
+}
+
+// sharedRuntimeLocked returns the runtime the stubs of t's workload share,
+// with Stats when t's runtime has it. Callers hold r.mu.
 func (r *Registry) sharedRuntimeLocked(t Target) Runtime {
 	g := r.shared[t.Key]
 	if g == nil {
 		g = &sharedRuntime{Runtime: t.Runtime}
 		r.shared[t.Key] = g
+	}
+	if s, ok := g.Runtime.(Stats); ok {
+		return sharedStats{g, s}
 	}
 	return g
 }

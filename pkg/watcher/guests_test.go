@@ -130,3 +130,41 @@ func TestStubsOfOneGuestShareTheWake(t *testing.T) {
 		t.Fatalf("%d starts of the guest, want 1", n)
 	}
 }
+
+// guestWithStats is a guestFake whose runtime reads resource use, as a
+// Proxmox guest's does.
+type guestWithStats struct{ *guestFake }
+
+func (g guestWithStats) Target(spec labels.Spec) (Target, bool, error) {
+	t, ok, err := g.guestFake.Target(spec)
+	t.Runtime = g
+	return t, ok, err
+}
+
+func (g guestWithStats) Stats(context.Context, string, bool) (Usage, error) {
+	return Usage{MemoryBytes: 96 << 20}, nil
+}
+
+// TestStubRecordsMemoryFreed: a stub's guest is measured through the
+// runtime its stubs share, so the memory its sleep frees is recorded.
+func TestStubRecordsMemoryFreed(t *testing.T) {
+	t.Parallel()
+	g := guestWithStats{&guestFake{calls: map[string]int{}}}
+	reg := NewRegistry(RegistryConfig{Runtime: g, Provider: "docker", Targets: g, Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(reg.Close)
+	reg.ApplyAll([]Container{{ID: "stub-a", Name: "a", Status: StatusStopped, Created: time.Now(), Labels: map[string]string{
+		"sleeper.enable": "true", "sleeper.hosts": "a.localhost", "sleeper.idle_timeout": "150ms",
+		"sleeper.proxmox.node": "pve1", "sleeper.proxmox.vmid": "105",
+	}}})
+	a := reg.Get("a")
+	if a == nil {
+		t.Fatal("stub not managed")
+	}
+	if _, err := a.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	await.Eventually(t, 5*time.Second, "the stub asleep", func() bool { return a.State() == StateAsleep })
+	if got := a.Info().MemoryFreed; got != 96<<20 {
+		t.Fatalf("memory freed %d, want the guest's 96 MiB", got)
+	}
+}
