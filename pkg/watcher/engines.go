@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -163,4 +164,21 @@ func (e engineExecRuntime) Exec(ctx context.Context, id string, cmd []string) (i
 	}
 	code, err := x.Exec(ctx, id, cmd)
 	return code, e.wrap(err)
+}
+
+// errNoStats is what a wrapped runtime without Stats answers for them.
+var errNoStats = errors.New("the runtime cannot read usage")
+
+// Stats implements Stats when the engine's runtime does: the busy guard and
+// the memory freed by a sleep must not be lost behind the wrapper.
+func (e engineRuntime) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+	s, ok := e.Runtime.(Stats)
+	if !ok {
+		return Usage{}, errNoStats
+	}
+	if err := e.check(); err != nil {
+		return Usage{}, err
+	}
+	u, err := s.Stats(ctx, id, cpu)
+	return u, e.wrap(err)
 }
