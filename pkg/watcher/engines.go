@@ -172,12 +172,12 @@ var errNoStats = errors.New("the runtime cannot read usage")
 // Stats implements Stats when the engine's runtime does: the busy guard and
 // the memory freed by a sleep must not be lost behind the wrapper.
 func (e engineRuntime) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+	if err := e.check(); err != nil {
+		return Usage{}, err
+	}
 	s, ok := e.Runtime.(Stats)
 	if !ok {
 		return Usage{}, errNoStats
-	}
-	if err := e.check(); err != nil {
-		return Usage{}, err
 	}
 	u, err := s.Stats(ctx, id, cpu)
 	return u, e.wrap(err)

@@ -2,7 +2,12 @@ package watcher
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 type statsRuntime struct {
@@ -28,5 +33,112 @@ func TestEngineWrapperPassesStats(t *testing.T) {
 	s := wrapEngine("d2", newFake(t), nil).(Stats)
 	if _, err := s.Stats(context.Background(), "id", false); err == nil {
 		t.Fatal("a runtime without stats answered usage")
+	}
+}
+
+// TestEngineWrapperFailsFastWhileDown: while an engine is down every call of
+// its runtime fails at once with an EngineError naming it, without reaching
+// the engine; once up, calls go through.
+func TestEngineWrapperFailsFastWhileDown(t *testing.T) {
+	t.Parallel()
+	f := &execFake{fakeRuntime: newFake(t)}
+	health := NewEngineHealth(EngineHealthConfig{Engine: "d2 engine"})
+	health.EngineDown(errors.New("connection refused"))
+	rt := wrapEngine("d2", f, health)
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"start":   func() error { return rt.Start(ctx, "c1") },
+		"stop":    func() error { return rt.Stop(ctx, "c1", StopOptions{}) },
+		"kill":    func() error { return rt.Kill(ctx, "c1", "SIGKILL") },
+		"pause":   func() error { return rt.Pause(ctx, "c1") },
+		"unpause": func() error { return rt.Unpause(ctx, "c1") },
+		"inspect": func() error { _, err := rt.Inspect(ctx, "c1"); return err },
+		"exec":    func() error { _, err := rt.(Execer).Exec(ctx, "c1", []string{"/healthcheck.sh"}); return err },
+		"stats":   func() error { _, err := rt.(Stats).Stats(ctx, "c1", false); return err },
+	}
+	for op, call := range calls {
+		var ee *EngineError
+		if err := call(); !errors.As(err, &ee) || ee.Engine != "d2" {
+			t.Errorf("%s while down: %v, want an EngineError naming d2", op, err)
+		}
+		if n := f.count(op) + int(f.execs.Load()); n != 0 {
+			t.Errorf("%s reached the engine %d times while it was down", op, n)
+		}
+	}
+	health.EngineUp()
+	for _, op := range []string{"start", "pause", "unpause", "stop", "kill", "inspect", "exec"} {
+		if err := calls[op](); err != nil {
+			t.Errorf("%s while up: %v", op, err)
+		}
+	}
+	if health.Name() != "d2 engine" {
+		t.Errorf("health name %q", health.Name())
+	}
+}
+
+// TestReleaseQuietLeavesActivity: an ignored request (an uptime monitor)
+// holds the container while it runs, but its end is not activity; an
+// ordinary request's end is.
+func TestReleaseQuietLeavesActivity(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	w := newTestWatcher(t, f, testSpec())
+	if _, err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, quiet := range []bool{true, false} {
+		if !w.Acquire() {
+			t.Fatal("not ready")
+		}
+		stamped := w.lastActivity.Load()
+		// Activity is stamped at millisecond grain: let the clock move on.
+		for monoNow()-stamped < int64(2*time.Millisecond) {
+			runtime.Gosched()
+		}
+		if quiet {
+			w.ReleaseQuiet()
+		} else {
+			w.Release()
+		}
+		moved := w.lastActivity.Load() != stamped
+		if w.InFlight() != 0 || moved == quiet {
+			t.Fatalf("quiet=%v: in flight %d, activity moved %v", quiet, w.InFlight(), moved)
+		}
+	}
+}
+
+// TestMergePeersIsTransitive: a group member that is also a stub of a
+// shared workload joins both sets into one: they all sleep together.
+func TestMergePeersIsTransitive(t *testing.T) {
+	t.Parallel()
+	shared := map[string][]string{"s1": {"s1", "s2"}, "s2": {"s1", "s2"}}
+	group := map[string][]string{"s2": {"g1", "s2"}, "g1": {"g1", "s2"}}
+	got := mergePeers(shared, group)
+	want := []string{"g1", "s1", "s2"}
+	for _, n := range want {
+		if !slices.Equal(got[n], want) {
+			t.Errorf("peers of %s = %v, want %v", n, got[n], want)
+		}
+	}
+	if got := mergePeers(shared, nil); !slices.Equal(got["s1"], shared["s1"]) {
+		t.Errorf("merge with nothing changed the set: %v", got)
+	}
+	if got := mergePeers(nil, group); !slices.Equal(got["g1"], group["g1"]) {
+		t.Errorf("merge into nothing changed the set: %v", got)
+	}
+}
+
+// TestAnswerSetHeader: Retry-After is written only when the answer has one.
+func TestAnswerSetHeader(t *testing.T) {
+	t.Parallel()
+	h := http.Header{}
+	Answer{Status: http.StatusServiceUnavailable, RetryAfter: 3}.SetHeader(h)
+	if h.Get("Retry-After") != "3" {
+		t.Fatalf("Retry-After %q, want 3", h.Get("Retry-After"))
+	}
+	h = http.Header{}
+	Answer{Status: http.StatusBadGateway}.SetHeader(h)
+	if _, ok := h["Retry-After"]; ok {
+		t.Fatal("Retry-After set without a delay")
 	}
 }
