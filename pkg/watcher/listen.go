@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // procRoot is where the host's process table is mounted.
@@ -25,56 +26,127 @@ const tcpListen = "0A"
 // through its main process under a proc root. A published port answers
 // before the app listens (the proxy in front of it accepts anyway), so
 // what the app's own namespace says is the only signal that is not time.
+//
+// The socket tables are dear: to print them the kernel walks the host's
+// whole connection hash, some milliseconds on a host with much memory,
+// whatever the namespace holds. The namespace's socket count (sockstat)
+// is a counter read: the tables are walked only when it says there is a
+// socket and has changed since the last walk, or that walk is rewalkEvery
+// old (a socket closed as the listener opened leaves the count as it was).
+// A walk stops at the first listener that answers.
 type sockets struct {
-	dir string // <proc>/<pid>
+	dir      string // <proc>/<pid>
+	walkedAt time.Time
+	walkedN  int // the count at the last walk that found no listener
 }
+
+// rewalkEvery bounds how long an unchanged, non-zero socket count spares
+// the tables a walk.
+const rewalkEvery = 50 * time.Millisecond
 
 // containerSockets returns c's sockets when proc shows c's main process:
 // c has a Pid, and that process's cgroup names c's ID. Anything else (no
 // pid, a proc root that is not the runtime host's, a pid reused or from
 // another host) returns false and the caller keeps to the slower rule.
-func containerSockets(proc string, c Container) (sockets, bool) {
+// The probes of one wake use it one after another: no lock.
+func containerSockets(proc string, c Container) (*sockets, bool) {
 	if c.Pid <= 0 || len(c.ID) < 12 {
-		return sockets{}, false
+		return nil, false
 	}
 	dir := filepath.Join(proc, strconv.Itoa(c.Pid))
 	cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
 	if err != nil || !strings.Contains(string(cg), c.ID) {
-		return sockets{}, false
+		return nil, false
 	}
-	return sockets{dir: dir}, true
+	return &sockets{dir: dir, walkedN: -1}, true
 }
 
-// listening returns the local addresses of the namespace's TCP sockets
-// listening on port, IPv4 and IPv6. A missing tcp6 (IPv6 disabled) is no
-// error.
-func (s sockets) listening(port uint16) ([]netip.Addr, error) {
-	var addrs []netip.Addr
-	for _, f := range []string{"net/tcp", "net/tcp6"} {
+// verdict says whether something listens on port where a client of c can
+// reach it (see judgeListening).
+func (s *sockets) verdict(port uint16, c Container) (listenVerdict, error) {
+	n, err := s.count()
+	if err != nil || n == 0 {
+		return listenNone, err
+	}
+	now := time.Now()
+	if n == s.walkedN && now.Sub(s.walkedAt) < rewalkEvery {
+		return listenNone, nil
+	}
+	v := listenNone
+	for _, f := range []string{"net/tcp6", "net/tcp"} {
+		fv, err := s.walk(f, port, c)
+		if err != nil {
+			return listenNone, err
+		}
+		if fv == listenReady {
+			s.walkedN = -1 // a count is worth sparing a walk only after one found nothing
+			return listenReady, nil
+		}
+		v = max(v, fv)
+	}
+	s.walkedN, s.walkedAt = n, now
+	return v, nil
+}
+
+// count is the number of TCP sockets hashed in the namespace (listening or
+// connected), IPv4 and IPv6. A missing sockstat6 (IPv6 disabled) counts 0.
+func (s *sockets) count() (int, error) {
+	total := 0
+	for _, f := range []string{"net/sockstat", "net/sockstat6"} {
 		b, err := os.ReadFile(filepath.Join(s.dir, f))
-		if errors.Is(err, fs.ErrNotExist) && f == "net/tcp6" {
+		if errors.Is(err, fs.ErrNotExist) && f == "net/sockstat6" {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read listening sockets: %w", err)
+			return 0, fmt.Errorf("read socket count: %w", err)
 		}
-		ls, err := parseListening(strings.NewReader(string(b)))
+		n, err := tcpInUse(string(b))
 		if err != nil {
-			return nil, fmt.Errorf("read listening sockets in %s: %w", f, err)
+			return 0, fmt.Errorf("read socket count in %s: %w", f, err)
 		}
-		for _, l := range ls {
-			if l.Port() == port {
-				addrs = append(addrs, l.Addr())
-			}
-		}
+		total += n
 	}
-	return addrs, nil
+	return total, nil
 }
 
-// parseListening returns the local address of every LISTEN socket in a
-// /proc/net/tcp or /proc/net/tcp6 table.
-func parseListening(r io.Reader) ([]netip.AddrPort, error) {
-	var out []netip.AddrPort
+// tcpInUse reads "TCP: inuse N" or "TCP6: inuse N" from a sockstat file.
+func tcpInUse(sockstat string) (int, error) {
+	for line := range strings.Lines(sockstat) {
+		f := strings.Fields(line)
+		if len(f) >= 3 && (f[0] == "TCP:" || f[0] == "TCP6:") && f[1] == "inuse" {
+			return strconv.Atoi(f[2])
+		}
+	}
+	return 0, errors.New("no TCP inuse line")
+}
+
+// walk reads one socket table until a listener on port that c's clients
+// reach. Small reads keep the kernel from walking further than that.
+func (s *sockets) walk(table string, port uint16, c Container) (listenVerdict, error) {
+	f, err := os.Open(filepath.Join(s.dir, table))
+	if errors.Is(err, fs.ErrNotExist) && table == "net/tcp6" {
+		return listenNone, nil
+	}
+	if err != nil {
+		return listenNone, fmt.Errorf("read listening sockets: %w", err)
+	}
+	defer f.Close()
+	v := listenNone
+	err = scanListening(bufio.NewReaderSize(f, 512), func(ap netip.AddrPort) bool {
+		if ap.Port() == port {
+			v = max(v, judgeListening([]netip.Addr{ap.Addr()}, c))
+		}
+		return v == listenReady
+	})
+	if err != nil {
+		return listenNone, fmt.Errorf("read listening sockets in %s: %w", table, err)
+	}
+	return v, nil
+}
+
+// scanListening calls fn with the local address of every LISTEN socket in
+// a /proc/net/tcp or /proc/net/tcp6 table, until fn returns true.
+func scanListening(r io.Reader, fn func(netip.AddrPort) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 512), 64<<10)
 	for first := true; sc.Scan(); first = false {
@@ -84,11 +156,13 @@ func parseListening(r io.Reader) ([]netip.AddrPort, error) {
 		}
 		ap, err := parseProcAddr(f[1])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, ap)
+		if fn(ap) {
+			return nil
+		}
 	}
-	return out, sc.Err()
+	return sc.Err()
 }
 
 // parseProcAddr decodes the kernel's "ADDR:PORT" form: the address as
@@ -113,8 +187,8 @@ type listenVerdict int
 
 const (
 	listenNone    listenVerdict = iota // nobody listens where a client can reach
-	listenReady                        // listening on every address or on c's own
 	listenUnknown                      // listening on an address sleeper cannot place
+	listenReady                        // listening on every address or on c's own
 )
 
 // judgeListening tells whether addrs, the addresses listening on the target

@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"sleeper/internal/await"
 	"sleeper/pkg/labels"
 )
 
@@ -85,7 +87,11 @@ func TestParseListening(t *testing.T) {
 			if tt.leOnly && !le {
 				t.Skip("literal lines of a little-endian kernel")
 			}
-			got, err := parseListening(strings.NewReader(tt.table))
+			var got []netip.AddrPort
+			err := scanListening(strings.NewReader(tt.table), func(ap netip.AddrPort) bool {
+				got = append(got, ap)
+				return false
+			})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -156,20 +162,38 @@ func newFakeProc(t *testing.T, cgroupID string) fakeProc {
 }
 
 // listen replaces the tables with LISTEN sockets on aps (IPv4 ones in tcp,
-// IPv6 ones in tcp6).
+// IPv6 ones in tcp6), and the socket counts with their numbers.
 func (f fakeProc) listen(aps ...string) {
 	f.t.Helper()
+	f.listenCounting(-1, aps...)
+}
+
+// listenCounting is listen with sockstat's TCP count set to n (-1: the
+// number of aps), as when other sockets come and go.
+func (f fakeProc) listenCounting(n int, aps ...string) {
+	f.t.Helper()
 	v4, v6 := tcpHeader, tcp6Header
+	n4, n6 := 0, 0
 	for _, s := range aps {
 		ap := netip.MustParseAddrPort(s)
 		if ap.Addr().Is4() {
 			v4 += procLine(ap, "0A")
+			n4++
 		} else {
 			v6 += procLine(ap, "0A")
+			n6++
 		}
 	}
+	if n >= 0 {
+		n4, n6 = n, 0
+	}
 	dir := filepath.Join(f.root, strconv.Itoa(fakePid), "net")
-	for name, body := range map[string]string{"tcp": v4, "tcp6": v6} {
+	files := map[string]string{
+		"tcp": v4, "tcp6": v6,
+		"sockstat":  "sockets: used 3\nTCP: inuse " + strconv.Itoa(n4) + " orphan 0 tw 0 alloc 2 mem 0\nUDP: inuse 0 mem 0\n",
+		"sockstat6": "TCP6: inuse " + strconv.Itoa(n6) + "\nUDP6: inuse 0\n",
+	}
+	for name, body := range files {
 		// Write then rename: the probe may read at any moment.
 		tmp := filepath.Join(dir, name+".tmp")
 		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
@@ -229,6 +253,27 @@ func TestTCPProbeReadsListeningSockets(t *testing.T) {
 	}
 }
 
+// TestTCPProbeSocketCountGates: the tables are walked only when the socket
+// count says there is something new, yet a listener that opened as another
+// socket closed (the count unchanged) is found at the next periodic walk.
+func TestTCPProbeSocketCountGates(t *testing.T) {
+	t.Parallel()
+	addr, up := fakeDockerProxy(t)
+	up.Store(true)
+	proc := newFakeProc(t, fakeID)
+	probe, _ := socketProbe(t, proc.root, fakeID, addr)
+	proc.listenCounting(0, "0.0.0.0:5432") // a table the count says is empty
+	if probe() {
+		t.Fatal("tables walked with a socket count of 0")
+	}
+	proc.listenCounting(1, "127.0.0.1:5432")
+	if probe() {
+		t.Fatal("ready with a loopback listener")
+	}
+	proc.listenCounting(1, "0.0.0.0:5432") // same count: one closed, one listens
+	await.Eventually(t, 5*time.Second, "the listener found by a later walk", probe)
+}
+
 // TestTCPProbeSocketsNeedTheProxy: a listening app behind a port nobody
 // accepts on yet (the proxy not started) is not ready: the client's dial
 // would be refused.
@@ -264,6 +309,28 @@ func TestTCPProbeOtherProcess(t *testing.T) {
 		}
 		if probe() {
 			t.Errorf("%s: ready while the proxy hangs up", name)
+		}
+	}
+}
+
+// TestTCPInUse: the TCP count of sockstat and sockstat6; a file without
+// one is an error, not a count of 0.
+func TestTCPInUse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int
+		wantErr bool
+	}{
+		{in: "sockets: used 6\nTCP: inuse 3 orphan 93 tw 0 alloc 114 mem 326\nUDP: inuse 0 mem 256\n", want: 3},
+		{in: "TCP6: inuse 2\nUDP6: inuse 1\n", want: 2},
+		{in: "UDP6: inuse 1\n", wantErr: true},
+		{in: "TCP: inuse x\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := tcpInUse(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("%q: got %d, %v; want %d (error %v)", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }

@@ -171,11 +171,11 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) (func(contex
 	}
 	var d net.Dialer
 	return func(ctx context.Context) bool {
-		addrs, err := socks.listening(port)
+		v, err := socks.verdict(port, c)
 		if err != nil {
 			return hangup(ctx) // the process is gone or hidden: time decides
 		}
-		switch judgeListening(addrs, c) {
+		switch v {
 		case listenNone:
 			return false
 		case listenUnknown:
