@@ -152,6 +152,26 @@ func TestStreamTCPWakesOnConnect(t *testing.T) {
 	}
 }
 
+// TestStreamTCPWakeByListeningSocket: sleeper runs on the engine's host, so
+// a TCP-only container's wake is told ready by the app's listening socket
+// in its network namespace (read through the pid inspect gives), not by
+// waiting out the published port's proxy; an app that opens its port only
+// after a delay is echoed through the stream listener all the same.
+func TestStreamTCPWakeByListeningSocket(t *testing.T) {
+	t.Parallel()
+	s := startSleeper(t, stackOptions{})
+	s.startStreamServer()
+	name := uniqueName(t, "tcplisten")
+	port := freeLoopbackPort(t, "tcp")
+	s.runStreamApp(t, name, []string{"START_DELAY=700ms"}, "streams", fmt.Sprintf("127.0.0.1:%d:9000/tcp", port))
+	s.watcher(name)
+	c := dialStream(t, "tcp", port)
+	if err := echoOnce(c, "ready by its socket", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, s.logs.String(), `signal="a listening socket in the container's network namespace"`)
+}
+
 // TestStreamDataWake: with stream_wake=data a bare connect and close (a
 // port scanner, a TCP monitor) does not start the container; a client that
 // sends bytes wakes it and gets its echo.

@@ -416,6 +416,7 @@ func convert(r container.InspectResponse) watcher.Container {
 	if s := r.State; s != nil {
 		c.Status = status(s)
 		c.ExitCode, c.Error = s.ExitCode, s.Error
+		c.Pid = s.Pid
 		c.StartedAt, _ = time.Parse(time.RFC3339Nano, s.StartedAt)
 		c.FinishedAt, _ = time.Parse(time.RFC3339Nano, s.FinishedAt)
 		if c.Health != watcher.HealthNone && s.Health != nil && s.Health.Status != "" {

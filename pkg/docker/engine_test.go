@@ -116,7 +116,7 @@ func inspectResponse() container.InspectResponse {
 	return container.InspectResponse{
 		ID: "abc123", Name: "/web", Created: "2026-11-29T10:00:00.123456789Z",
 		State: &container.State{
-			Status: container.StateRunning, Running: true, StartedAt: "2026-11-29T10:00:01Z",
+			Status: container.StateRunning, Running: true, Pid: 4242, StartedAt: "2026-11-29T10:00:01Z",
 			FinishedAt: "0001-01-01T00:00:00Z", ExitCode: 0,
 			Health: &container.Health{Status: container.Healthy},
 		},
@@ -161,7 +161,7 @@ func TestInspectConverts(t *testing.T) {
 		Created: time.Date(2026, 11, 29, 10, 0, 0, 123456789, time.UTC),
 		Status:  watcher.StatusRunning, Health: watcher.HealthHealthy,
 		StartedAt:  time.Date(2026, 11, 29, 10, 0, 1, 0, time.UTC),
-		FinishedAt: time.Time{}, StopSignal: "SIGINT",
+		FinishedAt: time.Time{}, StopSignal: "SIGINT", Pid: 4242,
 		Exposed:   []uint16{80, 8080},
 		Published: map[string]string{"80/tcp": "127.0.0.1:49153"},
 		Networks: []watcher.Network{

@@ -21,6 +21,7 @@ import (
 // would say nothing about the app behind it.
 type prober struct {
 	client *http.Client
+	proc   string // where the host's process table is mounted (tests: a fake)
 }
 
 func newProber() *prober {
@@ -32,7 +33,7 @@ func newProber() *prober {
 		ResponseHeaderTimeout: 2 * time.Second,
 		Proxy:                 nil,
 	}
-	return &prober{client: &http.Client{
+	return &prober{proc: procRoot, client: &http.Client{
 		Transport: tr,
 		Timeout:   2 * time.Second,
 		// A redirect is an answer: the app is up.
@@ -143,14 +144,13 @@ func (p *prober) fetch(ctx context.Context, chk healthcmd.Check, logical *url.UR
 	return resp.StatusCode, resp.Header.Get("Location"), true
 }
 
-// tcp returns a probe for containers without HTTP: a dial to the first
-// stream's target port. Through docker-proxy a dial always succeeds, so the
-// probe also waits for the proxy to hang up: a live app keeps the
-// connection open (or greets us), a missing one gets it closed at once.
-// How long to wait is learnt within the wake (see hangupWait). A refused
-// dial says nothing about what follows: docker-proxy may not listen yet
-// right after a start, under load, and accept a moment later.
-func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context.Context) bool {
+// tcp returns a probe for containers without HTTP, on the first TCP
+// stream's target port, and whether it reads the app's listening sockets.
+// When sleeper sees the container's process (see containerSockets), the
+// port is ready once a socket listens on it on an address a client can
+// reach and a dial to it is taken (the proxy of a published port listens
+// too): cheap file reads, no waiting. Otherwise see hangupProbe.
+func (p *prober) tcp(c Container, spec *labels.Spec, self []string) (func(context.Context) bool, bool) {
 	port := TargetPort(c, spec)
 	for _, s := range spec.Streams {
 		if s.Protocol == labels.TCP {
@@ -159,16 +159,50 @@ func (p *prober) tcp(c Container, spec *labels.Spec, self []string) func(context
 		}
 	}
 	addr, err := ResolveAddr(c, port, "tcp", spec.Network, self)
+	if err != nil {
+		// Nothing sleeper can dial (a dependency on a network sleeper
+		// does not share, no port published): running has to do.
+		return func(context.Context) bool { return true }, false
+	}
+	hangup := hangupProbe(addr)
+	socks, ok := containerSockets(p.proc, c)
+	if !ok {
+		return hangup, false
+	}
+	var d net.Dialer
+	return func(ctx context.Context) bool {
+		v, err := socks.verdict(port, c)
+		if err != nil {
+			return hangup(ctx) // the process is gone or hidden: time decides
+		}
+		switch v {
+		case listenNone:
+			return false
+		case listenUnknown:
+			return hangup(ctx)
+		}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return false
+		}
+		_ = conn.Close()
+		return true
+	}, true
+}
+
+// hangupProbe dials addr for a container whose sockets sleeper cannot see.
+// Through the proxy of a published port a dial always succeeds, so the
+// probe also waits for the proxy to hang up: a live app keeps the
+// connection open (or greets us), a missing one gets it closed at once.
+// How long to wait is learnt within the wake (see hangupWait). A refused
+// dial says nothing about what follows: the proxy may not listen yet right
+// after a start, under load, and accept a moment later.
+func hangupProbe(addr string) func(context.Context) bool {
 	var d net.Dialer
 	// Probes of one wake run one after another: plain variables do.
 	var slowest time.Duration // the slowest proxy hang-up seen
 	hangups := 0              // how many were seen
 	return func(ctx context.Context) bool {
-		if err != nil {
-			// Nothing sleeper can dial (a dependency on a network sleeper
-			// does not share, no port published): running has to do.
-			return true
-		}
 		conn, derr := d.DialContext(ctx, "tcp", addr)
 		if derr != nil {
 			return false

@@ -53,7 +53,8 @@ func fakeDockerProxy(t *testing.T) (addr string, up *atomic.Bool) {
 func tcpProbeFor(addr string) func(context.Context) bool {
 	c := Container{Published: map[string]string{"5432/tcp": addr}}
 	spec := &labels.Spec{Streams: []labels.Stream{{Listen: 5432, Target: 5432, Protocol: labels.TCP}}}
-	return newProber().tcp(c, spec, nil)
+	probe, _ := newProber().tcp(c, spec, nil)
+	return probe
 }
 
 // TestTCPProbeThroughProxy: a proxy that hangs up is never taken for the

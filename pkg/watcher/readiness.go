@@ -20,7 +20,7 @@ const (
 	ReadyHealthURL    = "healthcheck-url"   // the health test fetches a URL: sleeper fetches it too
 	ReadyHealthExec   = "healthcheck-exec"  // sleeper.health_exec: the test runs through exec
 	ReadyHealthEvent  = "healthcheck-event" // only the engine's health_status event
-	ReadyTCP          = "tcp"               // a TCP dial that docker-proxy does not hang up
+	ReadyTCP          = "tcp"               // a listening socket, else a TCP dial the proxy does not hang up
 	ReadyWhenRunning  = "running"           // nothing sleeper can probe
 	defaultHCInterval = 30 * time.Second    // the engine's default health-check interval
 )

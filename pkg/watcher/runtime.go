@@ -47,8 +47,8 @@ type Container struct {
 	// began before its own last start, stop or pause had finished.
 	InspectedAt time.Time
 	// Listed says the value comes from the engine's list, not an inspect:
-	// Check, StopSignal, StartedAt, FinishedAt, ExitCode and Error are
-	// unknown (zero), not absent.
+	// Check, StopSignal, StartedAt, FinishedAt, ExitCode, Error and Pid
+	// are unknown (zero), not absent.
 	Listed bool
 	// Engine names the engine the container came from, among several;
 	// "" for the registry's default one. The reconciler of each engine
@@ -70,7 +70,14 @@ type Container struct {
 	ExitCode   int
 	Error      string // the engine's error text for the last start, if any
 	StopSignal string // the image's or container's configured stop signal
-	Exposed    []uint16
+	// Pid is the container's main process as its runtime's host numbers
+	// it; 0 when stopped or unknown. Where sleeper sees that host's
+	// processes (it runs there, or in a container sharing its process
+	// table) it reads the container's listening sockets through it; the
+	// process's cgroup must name ID, so a pid from another host or another
+	// process table is never trusted.
+	Pid     int
+	Exposed []uint16
 	// Published maps "8080/tcp" to the host address it is published on,
 	// already rewritten to a dialable address ("127.0.0.1:49153").
 	Published map[string]string

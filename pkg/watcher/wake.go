@@ -285,7 +285,9 @@ func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec
 	case ReadyHTTP:
 		probe = p.http(u, r.path, probeHost(spec))
 	case ReadyTCP:
-		probe = p.tcp(c, spec, w.selfNets)
+		var bySockets bool
+		probe, bySockets = p.tcp(c, spec, w.selfNets)
+		w.log.Debug("probing the TCP port", "signal", tcpSignal(bySockets))
 	default:
 		return nil
 	}
@@ -313,6 +315,14 @@ func (w *Watcher) awaitReady(ctx context.Context, c Container, spec *labels.Spec
 		// capped interval keeps the added latency to a few milliseconds.
 		delay = min(delay*2, 10*time.Millisecond)
 	}
+}
+
+// tcpSignal names what tells a TCP port ready, for the log.
+func tcpSignal(bySockets bool) string {
+	if bySockets {
+		return "a listening socket in the container's network namespace"
+	}
+	return "a dial the proxy of a published port does not hang up"
 }
 
 // warnIntervalBound says once per container that its wakes wait for the
