@@ -76,6 +76,11 @@ type Swarm struct {
 	// nets names networks by ID, for the service's virtual IPs; filled on
 	// a miss.
 	nets map[string]netInfo
+	// recheck takes the names of services seen between states (tasks
+	// wanted, none running yet): the engine sends no event when a task
+	// becomes running (only its container's start, which comes first), so
+	// Events looks at them again shortly.
+	recheck chan string
 }
 
 type netInfo struct {
@@ -98,7 +103,8 @@ func New(cfg Config) (*Swarm, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Swarm{cli: cli, cfg: cfg, log: cfg.Log, awake: map[string]uint64{}, nets: map[string]netInfo{}}, nil
+	return &Swarm{cli: cli, cfg: cfg, log: cfg.Log, awake: map[string]uint64{}, nets: map[string]netInfo{},
+		recheck: make(chan string, 256)}, nil
 }
 
 // Close releases the client's connections.
