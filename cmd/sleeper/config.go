@@ -25,7 +25,9 @@ type config struct {
 	AdminAddr string
 	// Engines are the Docker engines, named, from --docker-host (else
 	// DOCKER_HOST, else the local socket) and --docker-host-address.
-	Engines            []engineHost
+	Engines []engineHost
+	// Swarm says which engines' Swarm services are managed (--swarm).
+	Swarm              swarmSetting
 	LabelPrefix        string
 	Domain             string
 	DefaultIdleTimeout time.Duration
@@ -78,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	addrs := addressList{}
 	fs.Var(&hosts, "docker-host", "Docker engine address, repeatable as name=URL for several engines (env: comma list; default: DOCKER_HOST, else the local socket)")
 	fs.Var(addrs, "docker-host-address", "name=IP: where an engine's published ports are dialled (default: the host of a tcp:// URL; repeatable)")
+	fs.Var(&c.Swarm, "swarm", "manage Swarm services (deploy.labels): auto (each engine that is a swarm manager), true, false, or a comma list of engine names")
 	fs.StringVar(&c.LabelPrefix, "label-prefix", "sleeper", "prefix of the labels sleeper reads")
 	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
 	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
@@ -162,6 +165,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, err
 	}
 	c.Engines = engines
+	if err := c.Swarm.check(engines); err != nil {
+		return c, err
+	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}

@@ -94,6 +94,11 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer engines.close()
+	swarms, err := newSwarmEngines(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer swarms.close()
 	adminHandler := admin.NewHandler(admin.Config{
 		Health:  engines.health(),
 		Metrics: rec.Handler(log),
@@ -116,7 +121,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 		g.Go(func() error { return hooks.Run(gctx) })
 	}
 	g.Go(func() error {
-		return serveEngine(gctx, cfg, log, engineDeps{engines: engines, rec: rec, events: events, hooks: hooks, admin: adminHandler})
+		return serveEngine(gctx, cfg, log, engineDeps{engines: engines, swarms: swarms, rec: rec, events: events, hooks: hooks, admin: adminHandler})
 	})
 	return g.Wait()
 }
@@ -124,6 +129,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 // engineDeps is what serve builds before the engine answers.
 type engineDeps struct {
 	engines dockerEngines
+	swarms  swarmEngines // the engines whose Swarm services may be managed
 	rec     *metrics.Recorder
 	events  watcher.Recorder  // rec, or rec and the webhooks
 	hooks   *webhook.Notifier // nil without --webhook-url
@@ -165,7 +171,7 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 		Provider:     docker.Provider,
 		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
 		Location:     cfg.Timezone,
-		Engines:      d.engines.registryEngines(self),
+		Engines:      d.swarms.addTo(d.engines.registryEngines(self), self),
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -187,7 +193,8 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 			EngineName:  e.key,
 		}))
 	}
-	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, rec: d.rec, pve: pve, self: self})
+	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, rec: d.rec, pve: pve, self: self,
+		sources: d.swarms.runners(reg, cfg, log, d.rec)})
 }
 
 // frontDeps is what the front doors and the discovery loop share.
@@ -197,6 +204,9 @@ type frontDeps struct {
 	rec  *metrics.Recorder
 	pve  *pveWiring
 	self []string
+	// sources are the other discovery loops (Swarm services), each run
+	// until ctx ends.
+	sources []func(context.Context) error
 }
 
 // runFrontDoors binds the proxy and runs it, the stream proxy, discovery and
@@ -218,6 +228,9 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	g, gctx := errgroup.WithContext(ctx)
 	for _, rc := range d.rcs {
 		g.Go(func() error { return rc.Run(gctx) })
+	}
+	for _, run := range d.sources {
+		g.Go(func() error { return run(gctx) })
 	}
 	g.Go(func() error { return srv.Run(gctx) })
 	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self, MaxHeld: cfg.MaxHeld})

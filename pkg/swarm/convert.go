@@ -107,6 +107,10 @@ func (s *Swarm) convert(ctx context.Context, svc swarm.Service, tasks []swarm.Ta
 		c.Status = watcher.StatusRunning
 	case n > 0 || !replicated:
 		c.Status = watcher.StatusRestarting
+		select {
+		case s.recheck <- svc.Spec.Name:
+		default: // full: a recheck is pending for most of them anyway
+		}
 	}
 	s.publish(c.Published, svc.Endpoint.Ports)
 	for _, p := range svc.Endpoint.Ports {

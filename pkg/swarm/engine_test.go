@@ -346,3 +346,28 @@ func TestListAndEvents(t *testing.T) {
 		t.Fatalf("events: got %v, want web and api", got)
 	}
 }
+
+// TestRecheckBetweenStates: a service seen with a task wanted but none
+// running is sent again on the events channel, with no engine event: the
+// engine marks a task running after its container's start event and sends
+// nothing then.
+func TestRecheckBetweenStates(t *testing.T) {
+	t.Parallel()
+	f, s := newFakeEngine(t)
+	f.addService("s1", "web", 1, map[string]string{"sleeper.enable": "true"})
+	f.mu.Lock()
+	f.tasks[0].Status.State = swarm.TaskStateStarting
+	f.mu.Unlock()
+	names, _ := s.Events(t.Context())
+	if c, err := s.Inspect(t.Context(), "s1"); err != nil || c.Status != watcher.StatusRestarting {
+		t.Fatalf("Inspect = %v, %v; want restarting", c.Status, err)
+	}
+	select {
+	case n := <-names:
+		if n != "web" {
+			t.Fatalf("got %q, want web", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a service between states was never looked at again")
+	}
+}

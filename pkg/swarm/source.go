@@ -88,7 +88,45 @@ func (s *Swarm) Events(ctx context.Context) (<-chan string, <-chan error) {
 	}
 	go drain(services, func(m events.Message) string { return m.Actor.Attributes["name"] })
 	go drain(tasks, func(m events.Message) string { return m.Actor.Attributes[taskServiceLabel] })
+	go s.rechecks(ctx, names)
 	return names, errs
+}
+
+// recheckAfter is how long a service seen between states waits before it
+// is looked at again: the engine marks a task running a few hundred
+// milliseconds after its container's start event.
+const recheckAfter = 500 * time.Millisecond
+
+// rechecks sends again, after recheckAfter, the names of services seen
+// between states (convert), each once per period however often it was
+// seen, until ctx ends. A service that stays between states (an image the
+// engine cannot find) is thus looked at twice a second, no more.
+func (s *Swarm) rechecks(ctx context.Context, names chan<- string) {
+	due := map[string]time.Time{}
+	tick := time.NewTicker(recheckAfter / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-s.recheck:
+			if _, ok := due[n]; !ok {
+				due[n] = time.Now().Add(recheckAfter)
+			}
+		case now := <-tick.C:
+			for n, at := range due {
+				if now.Before(at) {
+					continue
+				}
+				delete(due, n)
+				select {
+				case names <- n:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}
 }
 
 // FindName implements watcher.Finder: the service named exactly name (the

@@ -76,6 +76,11 @@ type Swarm struct {
 	// nets names networks by ID, for the service's virtual IPs; filled on
 	// a miss.
 	nets map[string]netInfo
+	// recheck takes the names of services seen between states (tasks
+	// wanted, none running yet): the engine sends no event when a task
+	// becomes running (only its container's start, which comes first), so
+	// Events looks at them again shortly.
+	recheck chan string
 }
 
 type netInfo struct {
@@ -98,7 +103,8 @@ func New(cfg Config) (*Swarm, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Swarm{cli: cli, cfg: cfg, log: cfg.Log, awake: map[string]uint64{}, nets: map[string]netInfo{}}, nil
+	return &Swarm{cli: cli, cfg: cfg, log: cfg.Log, awake: map[string]uint64{}, nets: map[string]netInfo{},
+		recheck: make(chan string, 256)}, nil
 }
 
 // Close releases the client's connections.
@@ -107,13 +113,33 @@ func (s *Swarm) Close() error { return s.cli.Close() }
 // IsManager pings the engine and reports whether it is an active swarm
 // manager: sleeper enables Swarm support on its own when it is.
 func (s *Swarm) IsManager(ctx context.Context) (bool, error) {
+	m, err := s.Membership(ctx)
+	return m.Manager, err
+}
+
+// Membership is what an engine says of its place in a swarm.
+type Membership struct {
+	// Manager is true for an active manager (only managers serve the
+	// services API).
+	Manager bool
+	// ClusterID names the swarm; "" outside one. Two engines with the same
+	// ID are managers of one swarm and see the same services.
+	ClusterID string
+}
+
+// Membership pings the engine and reads its swarm membership from its info.
+func (s *Swarm) Membership(ctx context.Context) (Membership, error) {
 	if _, err := s.cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return false, fmt.Errorf("swarm ping: %w", err)
+		return Membership{}, fmt.Errorf("swarm ping: %w", err)
 	}
 	res, err := s.cli.Info(ctx, client.InfoOptions{})
 	if err != nil {
-		return false, fmt.Errorf("swarm info: %w", err)
+		return Membership{}, fmt.Errorf("swarm info: %w", err)
 	}
 	sw := res.Info.Swarm
-	return sw.LocalNodeState == swarm.LocalNodeStateActive && sw.ControlAvailable, nil
+	m := Membership{Manager: sw.LocalNodeState == swarm.LocalNodeStateActive && sw.ControlAvailable}
+	if sw.Cluster != nil {
+		m.ClusterID = sw.Cluster.ID
+	}
+	return m, nil
 }
