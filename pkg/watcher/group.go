@@ -9,14 +9,21 @@ import (
 // groupPeers lists, for each managed member of a sleeper.group with at
 // least two managed members, every member of its group, sorted by name.
 func groupPeers(rt *Routes) map[string][]string {
-	byGroup := map[string][]string{}
+	return peersBy(rt, func(w *Watcher) string { return w.Spec().Group })
+}
+
+// peersBy lists, for each managed container whose key (a group, a shared
+// workload; "" for none) at least one other container shares, every
+// container with that key, itself included, sorted by name.
+func peersBy(rt *Routes, key func(*Watcher) string) map[string][]string {
+	byKey := map[string][]string{}
 	for n, w := range rt.ByName {
-		if g := w.Spec().Group; g != "" {
-			byGroup[g] = append(byGroup[g], n)
+		if k := key(w); k != "" {
+			byKey[k] = append(byKey[k], n)
 		}
 	}
 	peers := map[string][]string{}
-	for _, names := range byGroup {
+	for _, names := range byKey {
 		if len(names) < 2 {
 			continue
 		}

@@ -133,23 +133,7 @@ func (r *Registry) sharedRuntimeLocked(t Target) Runtime {
 // sharedPeers lists, for each managed stub whose workload another managed
 // stub also names, every stub of that workload (itself included), sorted.
 func sharedPeers(rt *Routes) map[string][]string {
-	byWorkload := map[string][]string{}
-	for n, w := range rt.ByName {
-		if w.workload != "" {
-			byWorkload[w.workload] = append(byWorkload[w.workload], n)
-		}
-	}
-	peers := map[string][]string{}
-	for _, names := range byWorkload {
-		if len(names) < 2 {
-			continue
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			peers[n] = names
-		}
-	}
-	return peers
+	return peersBy(rt, func(w *Watcher) string { return w.workload })
 }
 
 // SleepTogether implements Graph: a stub whose guest other stubs also name
