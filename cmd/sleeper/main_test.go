@@ -12,9 +12,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sleeper/internal/syncbuf"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -22,24 +22,6 @@ import (
 // env is a getenv over a fixed map.
 func env(kv map[string]string) func(string) string {
 	return func(k string) string { return kv[k] }
-}
-
-// syncBuffer is a bytes.Buffer safe to read while run writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func writeFile(t *testing.T, content string) string {
@@ -264,7 +246,7 @@ func TestServe(t *testing.T) {
 	token := rand.Text()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", adminAddr,
@@ -362,9 +344,9 @@ func randomHex(t *testing.T) string {
 
 // startUnreachable runs sleeper against an engine address where nothing
 // answers, with the proxy address given, and waits until it is retrying.
-func startUnreachable(t *testing.T, ctx context.Context, addr, adminAddr string) (<-chan int, *syncBuffer) {
+func startUnreachable(t *testing.T, ctx context.Context, addr, adminAddr string) (<-chan int, *syncbuf.Buffer) {
 	t.Helper()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", addr, "--admin-addr", adminAddr,

@@ -1,12 +1,12 @@
 package dockertest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sleeper/internal/syncbuf"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,7 +29,7 @@ type Engine struct {
 	Host string
 	dir  string
 	cfg  string
-	log  *lockedBuffer
+	log  *syncbuf.Buffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -57,7 +57,7 @@ func SecondEngine(t testing.TB, images ...string) *Engine {
 		t.Fatal(err)
 	}
 	e := &Engine{Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir,
-		cfg: filepath.Join(dir, "daemon.json"), log: &lockedBuffer{}}
+		cfg: filepath.Join(dir, "daemon.json"), log: &syncbuf.Buffer{}}
 	if err := os.WriteFile(e.cfg, []byte(`{"storage-driver":"fuse-overlayfs"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -167,24 +167,4 @@ func (e *Engine) Restart(t testing.TB) {
 	}
 }
 
-func (e *Engine) logs() string { return e.log.tail(4000) }
-
-// lockedBuffer is dockerd's output, written by exec's copier while a
-// failing test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.b.Bytes()
-	return string(b[max(0, len(b)-n):])
-}
+func (e *Engine) logs() string { return e.log.Tail(4000) }

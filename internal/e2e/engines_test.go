@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sleeper/internal/syncbuf"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,9 +21,9 @@ import (
 
 // binSleeper runs the sleeper command with args until the test ends and
 // returns its logs.
-func binSleeper(t *testing.T, args ...string) *syncBuffer {
+func binSleeper(t *testing.T, args ...string) *syncbuf.Buffer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(dockertest.SleeperBinary(t), append([]string{"serve"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sleeper/internal/await"
+	"sleeper/internal/syncbuf"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,7 +138,7 @@ func writeTestFile(t *testing.T, name, content string) {
 // test fails.
 func startProcess(t *testing.T, name, addr string, env []string, bin string, args ...string) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)

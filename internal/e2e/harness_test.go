@@ -5,8 +5,8 @@ package e2e
 
 import (
 	"sleeper/internal/await"
+	"sleeper/internal/syncbuf"
 
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,26 +41,9 @@ type stack struct {
 	prefix string
 	base   string // http://127.0.0.1:port of the proxy
 	reg    *watcher.Registry
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	http   *http.Client
 	stop   func()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type stackOptions struct {
@@ -119,7 +102,7 @@ func startSleeper(t *testing.T, opt stackOptions) *stack {
 	if opt.maxHeld == 0 {
 		opt.maxHeld = 1000
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dk, err := docker.New(opt.dockerHost, opt.prefix)
 	if err != nil {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"sleeper/internal/await"
+	"sleeper/internal/syncbuf"
 
 	"context"
 	"io"
@@ -26,7 +27,7 @@ func TestStartWithEngineAway(t *testing.T) {
 	engine := dockertest.NewSocketProxy(t, "")
 	engine.Cut()
 	admin := "http://127.0.0.1:" + freePort(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--admin-addr", strings.TrimPrefix(admin, "http://"),
 		"--docker-host", engine.Host(), "--label-prefix", randomPrefix(t))
 	cmd.Stdout, cmd.Stderr = logs, logs

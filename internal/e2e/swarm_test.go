@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sleeper/internal/syncbuf"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -144,7 +145,7 @@ func scaleUps(t *testing.T, cli *client.Client, began time.Time) int {
 // Source, as cmd/sleeper does with --swarm, and returns the proxy's URL.
 func startSwarmSleeper(t *testing.T, host, prefix string) (string, *watcher.Registry, *atomic.Int64) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sw, err := swarmprov.New(swarmprov.Config{Host: host, Prefix: prefix, Log: log})
 	if err != nil {

@@ -289,7 +289,7 @@ func TestInsecureLogsOneWarning(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := buf.count("level=WARN msg=\"proxmox TLS certificate verification is off"); n != 1 {
+	if n := buf.Count("level=WARN msg=\"proxmox TLS certificate verification is off"); n != 1 {
 		t.Errorf("%d warnings, want 1; log:\n%s", n, buf)
 	}
 }

@@ -1,12 +1,11 @@
 package proxmox
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
+	"sleeper/internal/syncbuf"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,32 +14,6 @@ import (
 
 // The fake LXC's address: all of 127.0.0.0/8 is loopback on Linux.
 var guestAddr = netip.MustParseAddr("127.0.0.2")
-
-// logBuffer is a slog destination tests can read while others write.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
-
-func testLogger(t *testing.T) (*slog.Logger, *logBuffer) {
-	t.Helper()
-	b := &logBuffer{}
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
-}
 
 // newFake starts a fake with fast defaults (tests wait milliseconds, not
 // pveproxy's 3 s) and one stopped LXC, 101 on pve1.
@@ -90,4 +63,10 @@ func mustContainText(t *testing.T, s, want string) {
 	if !strings.Contains(s, want) {
 		t.Fatalf("%q does not contain %q", s, want)
 	}
+}
+
+func testLogger(t *testing.T) (*slog.Logger, *syncbuf.Buffer) {
+	t.Helper()
+	b := &syncbuf.Buffer{}
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
 }

@@ -2,6 +2,7 @@ package proxmox
 
 import (
 	"sleeper/internal/await"
+	"sleeper/internal/syncbuf"
 
 	"context"
 	"errors"
@@ -18,7 +19,7 @@ import (
 	"sleeper/pkg/watcher"
 )
 
-func newRuntime(t *testing.T, f *pvefake.Server, addrWait time.Duration) (*Runtime, *logBuffer) {
+func newRuntime(t *testing.T, f *pvefake.Server, addrWait time.Duration) (*Runtime, *syncbuf.Buffer) {
 	t.Helper()
 	log, buf := testLogger(t)
 	return NewRuntime(RuntimeConfig{Client: newClient(t, f, nil), Log: log, AddressWait: addrWait}), buf

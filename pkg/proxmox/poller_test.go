@@ -128,7 +128,7 @@ func TestPollerSurvivesFailures(t *testing.T) {
 	p := NewPoller(PollerConfig{Client: c, Interval: 5 * time.Millisecond, OnChange: ch.add, Log: log})
 	runPoller(t, p)
 	await.Eventually(t, 5*time.Second, "several failed polls", func() bool { return f.Calls(pvefake.EndpointUnauthorized) >= 3 })
-	if n := buf.count("level=WARN msg=\"proxmox poll failed"); n != 1 {
+	if n := buf.Count("level=WARN msg=\"proxmox poll failed"); n != 1 {
 		t.Errorf("%d warnings for one outage, want 1; log:\n%s", n, buf)
 	}
 	if got := ch.list(); len(got) != 0 {

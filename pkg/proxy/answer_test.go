@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"sleeper/internal/syncbuf"
 	"sleeper/internal/watchertest"
 
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,31 +11,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"sleeper/pkg/watcher"
 )
-
-// logBuffer collects a logger's output; slog's handlers write whole
-// records, and the lock lets the test read while the watcher writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // internalError is what an engine or a provider may report: it names a
 // dependency, an internal address, a Proxmox node and vmid.
@@ -59,7 +39,7 @@ func TestPublicAnswersHideWakeErrors(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	f.Behave("app", watchertest.Behaviour{StartErr: errors.New(internalError)})
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	w := watcher.New(watcher.Config{Name: "app", Spec: testSpec(), Runtime: f, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	t.Cleanup(w.Close)
 	w.Observe(f.Container("app"))
@@ -110,7 +90,7 @@ func TestUpstreamErrorHidesAddress(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	w := newTestWatcher(t, f, "app", testSpec())
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	h := NewHandler(Config{MaxHeld: 100, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if _, err := w.Wait(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sleeper/internal/syncbuf"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -190,30 +190,13 @@ func TestSendNeverBlocks(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-stuck }))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(stuck) })
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	n := webhook.New(webhook.Config{URLs: []string{srv.URL}, QueueSize: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	run(t, n)
 	rec := webhook.NewRecorder(nil, n)
 	for range 10_000 {
 		rec.Sleep("app", "stop", "idle") // would hang here on a blocking queue
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestFailingReceiverLoggedOncePerMinute: many failed deliveries within a
@@ -233,7 +216,7 @@ func TestFailingReceiverLoggedOncePerMinute(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	n := webhook.New(webhook.Config{URLs: []string{srv.URL + "/hook?token=topsecret"}, Retries: -1, Now: clock,
 		Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	run(t, n)
