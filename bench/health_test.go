@@ -37,40 +37,7 @@ func TestHealthWakeOverhead(t *testing.T) {
 		},
 	})
 	s.waitManaged(t, name)
-	ctx := context.Background()
-	stop := func() {
-		if _, err := cli.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		s.waitState(t, name, "asleep")
-	}
-	var direct, held []time.Duration
-	for range rounds() {
-		t0 := time.Now()
-		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		addr := dockertest.HostPort(t, cli, id, "8080/tcp")
-		if err := getUntilOK(ctx, "http://"+addr+"/healthz", ""); err != nil {
-			t.Fatal(err)
-		}
-		direct = append(direct, time.Since(t0))
-		s.waitState(t, name, "ready") // sleeper saw the manual start
-		stop()
-
-		t0 = time.Now()
-		resp, err := s.get(host, "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("held request: %d", resp.StatusCode)
-		}
-		held = append(held, time.Since(t0))
-		stop()
-	}
+	direct, held := wakeRounds(t, s, cli, wakeRound{id: id, name: name, host: host, directPath: "/healthz"})
 	md, mh := median(direct), median(held)
 	fmt.Printf("health-check wake overhead: direct start→healthy median %s, held request median %s, overhead %s (rounds %d, health interval 30s)\n",
 		md.Round(time.Millisecond), mh.Round(time.Millisecond), (mh - md).Round(time.Millisecond), len(held))

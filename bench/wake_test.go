@@ -81,29 +81,46 @@ func TestWakeOverhead(t *testing.T) {
 		Publish: []string{"8080/tcp"},
 	})
 	s.waitManaged(t, name)
+	direct, held := wakeRounds(t, s, cli, wakeRound{id: id, name: name, host: host, directPath: "/"})
+	md, mh := median(direct), median(held)
+	fmt.Printf("wake overhead: direct start→answer median %s, held request median %s, overhead %s (rounds %d)\n",
+		md.Round(time.Millisecond), mh.Round(time.Millisecond), (mh - md).Round(time.Millisecond), len(held))
+	fmt.Printf("  direct: %v\n  held:   %v\n", direct, held)
+}
+
+// wakeRound names the container a wake-overhead measurement runs on, and
+// the path its direct half polls until it answers 200.
+type wakeRound struct {
+	id, name, host, directPath string
+}
+
+// wakeRounds alternates the two halves of a wake-overhead measurement for
+// rounds(): "direct" is docker start, then polling the app's published port
+// every millisecond until directPath answers 200; "held" is one request
+// through sleeper to the stopped container, timed to its answer.
+func wakeRounds(t *testing.T, s *sleeperProcess, cli *client.Client, r wakeRound) (direct, held []time.Duration) {
 	ctx := context.Background()
 	stop := func() {
-		if _, err := cli.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
+		if _, err := cli.ContainerStop(ctx, r.id, client.ContainerStopOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		s.waitState(t, name, "asleep")
+		s.waitState(t, r.name, "asleep")
 	}
-	var direct, held []time.Duration
 	for range rounds() {
 		t0 := time.Now()
-		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		if _, err := cli.ContainerStart(ctx, r.id, client.ContainerStartOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		addr := dockertest.HostPort(t, cli, id, "8080/tcp")
-		if err := getUntilOK(ctx, "http://"+addr+"/", ""); err != nil {
+		addr := dockertest.HostPort(t, cli, r.id, "8080/tcp")
+		if err := getUntilOK(ctx, "http://"+addr+r.directPath, ""); err != nil {
 			t.Fatal(err)
 		}
 		direct = append(direct, time.Since(t0))
-		s.waitState(t, name, "ready") // sleeper saw the manual start
+		s.waitState(t, r.name, "ready") // sleeper saw the manual start
 		stop()
 
 		t0 = time.Now()
-		resp, err := s.get(host, "/")
+		resp, err := s.get(r.host, "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,10 +132,7 @@ func TestWakeOverhead(t *testing.T) {
 		held = append(held, time.Since(t0))
 		stop()
 	}
-	md, mh := median(direct), median(held)
-	fmt.Printf("wake overhead: direct start→answer median %s, held request median %s, overhead %s (rounds %d)\n",
-		md.Round(time.Millisecond), mh.Round(time.Millisecond), (mh - md).Round(time.Millisecond), len(held))
-	fmt.Printf("  direct: %v\n  held:   %v\n", direct, held)
+	return direct, held
 }
 
 // TestHerd5000 holds 5,000 concurrent requests on one sleeping container
