@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 
 	"sleeper/internal/dockertest"
 )
