@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net/netip"
@@ -8,10 +9,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
+
+	"sleeper/pkg/watcher"
 )
 
 // TestEventsJudgedHere: labels and actions are judged on sleeper's side,
@@ -101,5 +106,45 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 	v4 := netip.MustParseAddr("172.18.0.2")
 	if got := endpointIP(&network.EndpointSettings{IPAddress: v4, GlobalIPv6Address: v6}); got != v4 {
 		t.Fatalf("dual stack: %v, want %v", got, v4)
+	}
+}
+
+// podmanVersion is Podman's /version as 4.3.1 serves it here, with the API
+// version Podman 5.8 reports (1.44) although its stop ignores signal.
+const podmanVersion = `{"Platform":{"Name":"linux/amd64/debian-12"},"Components":[
+ {"Name":"Podman Engine","Version":"5.8.0","Details":{"APIVersion":"5.8.0","MinAPIVersion":"4.0.0","Os":"linux"}},
+ {"Name":"Conmon","Version":"conmon version 2.1.6","Details":{"Package":"conmon"}}],
+ "Version":"5.8.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`
+
+// TestStopSignalByEngine: a custom stop signal goes through stop's signal
+// parameter on Docker from API 1.42, and through kill (then wait, then
+// SIGKILL) on Podman whatever API version it reports.
+func TestStopSignalByEngine(t *testing.T) {
+	t.Parallel()
+	var podman system.VersionResponse
+	if err := json.Unmarshal([]byte(podmanVersion), &podman); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		version *system.VersionResponse
+		want    string
+	}{
+		{"docker 1.44", nil, "POST /containers/abc/stop?signal=SIGINT"},
+		{"podman 1.44", &podman, "POST /containers/abc/kill?signal=SIGINT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, d := newFakeEngineAt(t, "1.44", c.version)
+			if err := d.Stop(t.Context(), "abc", watcher.StopOptions{Signal: "SIGINT", Timeout: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			if calls := f.called(); !containsPrefix(calls, c.want) {
+				t.Fatalf("calls %v, want %q", calls, c.want)
+			}
+			if d.podman(t.Context()) != (c.version != nil) {
+				t.Fatal("engine kind misread")
+			}
+		})
 	}
 }
