@@ -279,7 +279,7 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, er
 	began := time.Now()
 	res, err := d.cli.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) || podmanGone(err) {
 			return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, watcher.ErrNotFound)
 		}
 		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)

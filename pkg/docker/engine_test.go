@@ -32,6 +32,7 @@ type fakeEngine struct {
 	list     []container.Summary
 	calls    []string // "METHOD /path?query" without the version prefix
 	failWith int      // when not 0, every container call answers this status
+	failBody string   // with failWith: the body ("" means a generic message)
 	events   []events.Message
 	// apiVersion is what the ping and /version report; version is
 	// /version's body (nil: Docker's shape with an "Engine" component).
@@ -88,10 +89,15 @@ func (f *fakeEngine) serve(rw http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, r.Method+" "+path+"?"+r.URL.RawQuery)
-	fail := f.failWith
+	fail, body := f.failWith, f.failBody
 	f.mu.Unlock()
+	if fail != 0 && body == "" {
+		body = `{"message":"engine says no"}`
+	}
 	if fail != 0 {
-		http.Error(rw, `{"message":"engine says no"}`, fail)
+		rw.Header().Set("Content-Type", "application/json") // as engines answer errors
+		rw.WriteHeader(fail)
+		_, _ = rw.Write([]byte(body))
 		return
 	}
 	rw.Header().Set("Content-Type", "application/json")

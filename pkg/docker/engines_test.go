@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
@@ -146,5 +147,29 @@ func TestStopSignalByEngine(t *testing.T) {
 				t.Fatal("engine kind misread")
 			}
 		})
+	}
+}
+
+// TestPodmanInspectRacingRemoval: Podman answers an inspect that races the
+// container's removal with a 500 saying "no such container"; that is a
+// container gone (the registry drops it), not an engine failure. Any other
+// 500 stays an error.
+func TestPodmanInspectRacingRemoval(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		body     string
+		notFound bool
+	}{
+		{`{"cause":"no such container","message":"container 0123abc does not exist in database: no such container","response":500}`, true},
+		{`{"message":"engine says no"}`, false},
+	} {
+		f, d := newFakeEngine(t)
+		f.mu.Lock()
+		f.failBody, f.failWith = c.body, http.StatusInternalServerError
+		f.mu.Unlock()
+		_, err := d.Inspect(t.Context(), "web")
+		if err == nil || errors.Is(err, watcher.ErrNotFound) != c.notFound {
+			t.Errorf("%s: got %v, want not-found %v", c.body, err, c.notFound)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
+
 	"github.com/moby/moby/client"
 )
 
@@ -49,4 +51,14 @@ func isPodman(v client.ServerVersionResult) bool {
 		}
 	}
 	return false
+}
+
+// podmanGone reports Podman's answer to an inspect that races the
+// container's removal: the name still resolved, the container was gone from
+// its database by the time it read it, and it says so with a 500 ("container
+// … does not exist in database: no such container"), not a 404. Only the
+// text tells it apart from a real engine failure; taken for an error, it
+// would keep the removed container listed until the next relist.
+func podmanGone(err error) bool {
+	return cerrdefs.IsInternal(err) && strings.Contains(err.Error(), "no such container")
 }
