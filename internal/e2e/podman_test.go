@@ -146,4 +146,22 @@ func TestPodman(t *testing.T) {
 			t.Fatalf("wake of a health-checked container: %d %q", resp.StatusCode, body)
 		}
 	})
+
+	// A custom stop signal goes through kill and a wait on Podman (it
+	// ignores stop's signal parameter): the app gets SIGINT and exits 0.
+	t.Run("stop signal", func(t *testing.T) {
+		t.Parallel()
+		name := uniqueName(t, "psig")
+		host := name + ".localhost"
+		id := run(name, false, nil, "hosts", host, "idle_timeout", "1s", "stop_signal", "SIGINT")
+		s.watcher(name)
+		if resp, _ := s.get(host, "/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("wake: %d", resp.StatusCode)
+		}
+		s.waitEngine(id, "asleep by SIGINT", 20*time.Second, exited)
+		s.waitState(name, watcher.StateAsleep, 10*time.Second)
+		if code := s.inspect(id).ExitCode; code != 0 {
+			t.Fatalf("exit code %d after SIGINT, want the app's graceful 0", code)
+		}
+	})
 }
