@@ -67,6 +67,9 @@ type Spec struct {
 	// Healthcheck, if set, replaces the image's health check (as docker run
 	// --health-* does). Scratch images have no shell: use a "CMD" test.
 	Healthcheck *container.HealthConfig
+	// Ulimits, if set, are the container's rlimits: Podman here needs
+	// PodmanUlimits.
+	Ulimits []*container.Ulimit
 }
 
 // Run creates the container described by s, starts it if s.Start, and returns its ID.
@@ -106,7 +109,8 @@ func Run(t testing.TB, cli *client.Client, s Spec) string {
 			ExposedPorts: exposed,
 			Healthcheck:  s.Healthcheck,
 		},
-		HostConfig: &container.HostConfig{PortBindings: bindings},
+		HostConfig: &container.HostConfig{PortBindings: bindings,
+			Resources: container.Resources{Ulimits: s.Ulimits}},
 	}
 	if s.Network != "" {
 		opts.HostConfig.NetworkMode = container.NetworkMode(s.Network)

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -70,6 +71,8 @@ type Docker struct {
 	// hostAddr is where a remote engine's published ports are dialled;
 	// invalid for an engine on sleeper's own host.
 	hostAddr netip.Addr
+	// kind caches whether the engine is Podman (see podman).
+	kind atomic.Int32
 }
 
 // Options builds a Docker.
@@ -276,7 +279,7 @@ func (d *Docker) Inspect(ctx context.Context, ref string) (watcher.Container, er
 	began := time.Now()
 	res, err := d.cli.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
 	if err != nil {
-		if cerrdefs.IsNotFound(err) {
+		if cerrdefs.IsNotFound(err) || podmanGone(err) {
 			return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, watcher.ErrNotFound)
 		}
 		return watcher.Container{}, fmt.Errorf("inspect %s: %w", ref, err)
@@ -293,11 +296,12 @@ func (d *Docker) Start(ctx context.Context, id string) error {
 }
 
 // Stop implements watcher.Runtime. The stop signal parameter exists from API
-// 1.42; on older engines a custom signal is sent with kill and the grace
-// period enforced here, ending with SIGKILL.
+// 1.42, and Podman ignores it whatever version it reports; there, a custom
+// signal is sent with kill and the grace period enforced here, ending with
+// SIGKILL.
 func (d *Docker) Stop(ctx context.Context, id string, opt watcher.StopOptions) error {
 	secs := int(opt.Timeout.Round(time.Second) / time.Second)
-	if opt.Signal == "" || versionAtLeast(d.APIVersion(), 1, 42) {
+	if opt.Signal == "" || versionAtLeast(d.APIVersion(), 1, 42) && !d.podman(ctx) {
 		_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Signal: opt.Signal, Timeout: &secs})
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/system"
 
 	"sleeper/pkg/watcher"
 )
@@ -31,14 +32,26 @@ type fakeEngine struct {
 	list     []container.Summary
 	calls    []string // "METHOD /path?query" without the version prefix
 	failWith int      // when not 0, every container call answers this status
+	failBody string   // with failWith: the body ("" means a generic message)
 	events   []events.Message
+	// apiVersion is what the ping and /version report; version is
+	// /version's body (nil: Docker's shape with an "Engine" component).
+	apiVersion string
+	version    *system.VersionResponse
 }
 
 var versionPrefix = regexp.MustCompile(`^/v[0-9.]+`)
 
 func newFakeEngine(t *testing.T) (*fakeEngine, *Docker) {
 	t.Helper()
-	f := &fakeEngine{t: t, inspect: map[string]container.InspectResponse{}}
+	return newFakeEngineAt(t, "1.41", nil)
+}
+
+// newFakeEngineAt is newFakeEngine reporting API version api and, when not
+// nil, the given /version body.
+func newFakeEngineAt(t *testing.T, api string, version *system.VersionResponse) (*fakeEngine, *Docker) {
+	t.Helper()
+	f := &fakeEngine{t: t, inspect: map[string]container.InspectResponse{}, apiVersion: api, version: version}
 	srv := httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(srv.Close)
 	d, err := New("tcp://"+srv.Listener.Addr().String(), "sleeper")
@@ -60,17 +73,31 @@ func (f *fakeEngine) called() []string {
 
 func (f *fakeEngine) serve(rw http.ResponseWriter, r *http.Request) {
 	path := versionPrefix.ReplaceAllString(r.URL.Path, "")
-	rw.Header().Set("Api-Version", "1.41")
-	if path == "/_ping" {
+	rw.Header().Set("Api-Version", f.apiVersion)
+	switch path {
+	case "/_ping":
 		_, _ = rw.Write([]byte("OK"))
+		return
+	case "/version":
+		v := f.version
+		if v == nil {
+			v = &system.VersionResponse{APIVersion: f.apiVersion, Version: "29.1.0",
+				Components: []system.ComponentVersion{{Name: "Engine", Version: "29.1.0"}}}
+		}
+		_ = json.NewEncoder(rw).Encode(v)
 		return
 	}
 	f.mu.Lock()
 	f.calls = append(f.calls, r.Method+" "+path+"?"+r.URL.RawQuery)
-	fail := f.failWith
+	fail, body := f.failWith, f.failBody
 	f.mu.Unlock()
+	if fail != 0 && body == "" {
+		body = `{"message":"engine says no"}`
+	}
 	if fail != 0 {
-		http.Error(rw, `{"message":"engine says no"}`, fail)
+		rw.Header().Set("Content-Type", "application/json") // as engines answer errors
+		rw.WriteHeader(fail)
+		_, _ = rw.Write([]byte(body))
 		return
 	}
 	rw.Header().Set("Content-Type", "application/json")

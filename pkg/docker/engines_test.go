@@ -1,17 +1,23 @@
 package docker
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
+
+	"sleeper/pkg/watcher"
 )
 
 // TestEventsJudgedHere: labels and actions are judged on sleeper's side,
@@ -101,5 +107,69 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 	v4 := netip.MustParseAddr("172.18.0.2")
 	if got := endpointIP(&network.EndpointSettings{IPAddress: v4, GlobalIPv6Address: v6}); got != v4 {
 		t.Fatalf("dual stack: %v, want %v", got, v4)
+	}
+}
+
+// podmanVersion is Podman's /version as 4.3.1 serves it here, with the API
+// version Podman 5.8 reports (1.44) although its stop ignores signal.
+const podmanVersion = `{"Platform":{"Name":"linux/amd64/debian-12"},"Components":[
+ {"Name":"Podman Engine","Version":"5.8.0","Details":{"APIVersion":"5.8.0","MinAPIVersion":"4.0.0","Os":"linux"}},
+ {"Name":"Conmon","Version":"conmon version 2.1.6","Details":{"Package":"conmon"}}],
+ "Version":"5.8.0","ApiVersion":"1.44","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`
+
+// TestStopSignalByEngine: a custom stop signal goes through stop's signal
+// parameter on Docker from API 1.42, and through kill (then wait, then
+// SIGKILL) on Podman whatever API version it reports.
+func TestStopSignalByEngine(t *testing.T) {
+	t.Parallel()
+	var podman system.VersionResponse
+	if err := json.Unmarshal([]byte(podmanVersion), &podman); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		version *system.VersionResponse
+		want    string
+	}{
+		{"docker 1.44", nil, "POST /containers/abc/stop?signal=SIGINT"},
+		{"podman 1.44", &podman, "POST /containers/abc/kill?signal=SIGINT"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, d := newFakeEngineAt(t, "1.44", c.version)
+			if err := d.Stop(t.Context(), "abc", watcher.StopOptions{Signal: "SIGINT", Timeout: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			if calls := f.called(); !containsPrefix(calls, c.want) {
+				t.Fatalf("calls %v, want %q", calls, c.want)
+			}
+			if d.podman(t.Context()) != (c.version != nil) {
+				t.Fatal("engine kind misread")
+			}
+		})
+	}
+}
+
+// TestPodmanInspectRacingRemoval: Podman answers an inspect that races the
+// container's removal with a 500 saying "no such container"; that is a
+// container gone (the registry drops it), not an engine failure. Any other
+// 500 stays an error.
+func TestPodmanInspectRacingRemoval(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		body     string
+		notFound bool
+	}{
+		{`{"cause":"no such container","message":"container 0123abc does not exist in database: no such container","response":500}`, true},
+		{`{"message":"engine says no"}`, false},
+	} {
+		f, d := newFakeEngine(t)
+		f.mu.Lock()
+		f.failBody, f.failWith = c.body, http.StatusInternalServerError
+		f.mu.Unlock()
+		_, err := d.Inspect(t.Context(), "web")
+		if err == nil || errors.Is(err, watcher.ErrNotFound) != c.notFound {
+			t.Errorf("%s: got %v, want not-found %v", c.body, err, c.notFound)
+		}
 	}
 }

@@ -180,6 +180,7 @@ func (w *Watcher) awaitHealth(ctx context.Context, c Container, probe func(conte
 			}
 		})
 	}
+	wg.Go(func() { w.reinspect(ctx, c.ID) })
 	for {
 		w.mu.Lock()
 		o, changed := w.observed, w.changed
@@ -204,6 +205,30 @@ func (w *Watcher) awaitHealth(ctx context.Context, c Container, probe func(conte
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-changed:
+		}
+	}
+}
+
+// healthReinspect is how often a health wait inspects the container itself.
+// Events alone are not enough: Podman emits no health event when its health
+// timers are off, an engine's event may be lost between a stream's break and
+// its relist, and the periodic relist is a minute away.
+const healthReinspect = 500 * time.Millisecond
+
+// reinspect feeds the watcher a fresh inspect of id every healthReinspect
+// until ctx ends, so a health wait sees the engine's verdict with or without
+// its event. A failed inspect is left to the next tick and the reconciler.
+func (w *Watcher) reinspect(ctx context.Context, id string) {
+	t := time.NewTicker(healthReinspect)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if c, err := w.rt.Inspect(ctx, id); err == nil {
+			w.Observe(c)
 		}
 	}
 }

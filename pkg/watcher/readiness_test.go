@@ -250,3 +250,32 @@ func TestReadyPathSendsHostName(t *testing.T) {
 		t.Fatalf("with an upstream, Host %q", got)
 	}
 }
+
+// TestHealthWaitReinspects: an engine that sends no health event (Podman
+// with its health timers off, or a lost event) must not keep a wake waiting
+// for the relist: the wait inspects on its own and sees "healthy".
+func TestHealthWaitReinspects(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.c.Health = HealthStarting
+	f.c.Check = &HealthCheck{Test: []string{"CMD", "/healthcheck.sh"}}
+	w := newTestWatcher(t, f, testSpec())
+	done := waitAsync(w)
+	await.Eventually(t, 2*time.Second, "the start", func() bool { return f.count("start") == 1 })
+	select {
+	case err := <-done:
+		t.Fatalf("ready (%v) while the engine says starting", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	f.mu.Lock()
+	f.c.Health = HealthHealthy // what inspect shows; no event, no Observe
+	f.mu.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("inspect says healthy but the wake still waits for an event")
+	}
+}
