@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sleeper/internal/syncbuf"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ import (
 type Podman struct {
 	// Host is the service's address for a client: unix://DIR/podman.sock.
 	Host string
-	log  *lockedBuffer
+	log  *syncbuf.Buffer
 }
 
 // PodmanUlimits are the rlimits every container on Podman needs here (see
@@ -61,7 +62,7 @@ func StartPodman(t testing.TB, images ...string) *Podman {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Podman{Host: "unix://" + filepath.Join(dir, "podman.sock"), log: &lockedBuffer{}}
+	p := &Podman{Host: "unix://" + filepath.Join(dir, "podman.sock"), log: &syncbuf.Buffer{}}
 	cmd := exec.Command("podman", "system", "service", "--time=0", p.Host)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -81,7 +82,7 @@ func StartPodman(t testing.TB, images ...string) *Podman {
 		_ = os.RemoveAll(dir)
 	})
 	if err := p.await(done); err != nil {
-		t.Skipf("dockertest: podman system service does not answer here: %v\n%s", err, p.log.tail(4000))
+		t.Skipf("dockertest: podman system service does not answer here: %v\n%s", err, p.log.Tail(4000))
 	}
 	for _, img := range images {
 		sh := fmt.Sprintf("docker save %s | podman load", img)
@@ -130,4 +131,4 @@ func (p *Podman) Client(t testing.TB) *client.Client {
 }
 
 // Logs returns the end of the service's output, for a failing test.
-func (p *Podman) Logs() string { return p.log.tail(4000) }
+func (p *Podman) Logs() string { return p.log.Tail(4000) }
