@@ -80,13 +80,15 @@ func TestGroupWakesAndSleepsTogether(t *testing.T) {
 }
 
 // TestBusyContainerNotStopped: a container burning CPU without requests is
-// not stopped when its idle timeout passes, and is once it is quiet.
+// not stopped when its idle timeout passes, and is once it is quiet. The
+// threshold is 1%: on a machine busy with other tests a spinning app may get
+// little more than a tenth of a core, an idle one gets none.
 func TestBusyContainerNotStopped(t *testing.T) {
 	t.Parallel()
 	s := startSleeper(t, stackOptions{})
 	name := uniqueName(t, "busy")
 	host := name + ".localhost"
-	id := s.run(name, true, nil, "hosts", host, "idle_timeout", policyIdle, "busy_cpu", "10%")
+	id := s.run(name, true, nil, "hosts", host, "idle_timeout", policyIdle, "busy_cpu", "1%")
 	s.waitState(name, watcher.StateReady, 15*time.Second)
 	if resp, body, err := s.do(http.MethodPost, host, "/burn?on=1", nil); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("burn: %v %v", err, body)
