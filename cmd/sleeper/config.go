@@ -74,89 +74,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	var c config
 	fs := flag.NewFlagSet("sleeper", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Addr, "addr", ":8080", "main HTTP listener, routes by Host")
-	fs.StringVar(&c.AdminAddr, "admin-addr", ":9090", "admin listener: /healthz, metrics, API")
 	var hosts engineList
 	addrs := addressList{}
-	fs.Var(&hosts, "docker-host", "Docker engine address, repeatable as name=URL for several engines (env: comma list; default: DOCKER_HOST, else the local socket)")
-	fs.Var(addrs, "docker-host-address", "name=IP: where an engine's published ports are dialled (default: the host of a tcp:// URL; repeatable)")
-	fs.Var(&c.Swarm, "swarm", "manage Swarm services (deploy.labels): auto (each engine that is a swarm manager), true, false, or a comma list of engine names")
-	fs.StringVar(&c.LabelPrefix, "label-prefix", "sleeper", "prefix of the labels sleeper reads")
-	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
-	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
-	fs.IntVar(&c.MaxHeld, "max-held", 1000, "held requests per container before 503")
-	fs.Func("trusted-proxies", "comma-separated CIDRs or IPs of front proxies whose X-Forwarded-For is appended to and X-Forwarded-Proto/Host kept (default none: replaced)", func(v string) error {
-		p, err := proxy.ParseTrustedProxies(v)
-		c.TrustedProxies = p // the last setting wins: a flag over the environment
-		return err
-	})
-	c.HostsFrom = []string{labels.SourceTraefik, labels.SourceCaddy}
-	fs.Func("hosts-from", "without a hosts label, take a container's hosts from these labels: traefik (router rules), caddy (caddy-docker-proxy); empty turns it off (default traefik,caddy)", func(v string) error {
-		from, err := labels.ParseHostsFrom(v)
-		c.HostsFrom = from
-		return err
-	})
-	c.IgnoreAgents, _ = labels.ParseAgents(proxy.DefaultIgnoreAgents())
-	fs.Func("ignore-agents", "comma-separated User-Agent substrings (any case) whose requests neither wake a container nor count as activity; empty turns it off (default: common uptime monitors: "+proxy.DefaultIgnoreAgents()+")", func(v string) error {
-		agents, err := labels.ParseAgents(v)
-		c.IgnoreAgents = agents
-		return err
-	})
-	// Repeatable; the environment may hold a comma list. URLs given on
-	// the command line replace the environment's, as for every flag.
-	fromFlags := false
-	parsingFlags := false
-	fs.Func("webhook-url", "POST a JSON event (woke, slept, wake_failed, config_error) to this URL; repeatable", func(v string) error {
-		if parsingFlags && !fromFlags {
-			c.WebhookURLs, fromFlags = nil, true
-		}
-		for item := range strings.SplitSeq(v, ",") {
-			u, err := webhook.ParseURL(strings.TrimSpace(item))
-			if err != nil {
-				return err
-			}
-			c.WebhookURLs = append(c.WebhookURLs, u)
-		}
-		return nil
-	})
-	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 in X-Sleeper-Signature (prefer the env var: flags show in ps)")
-	c.Timezone = time.Local
-	fs.Func("timezone", "IANA time zone of keep-warm windows, e.g. Europe/Paris (default: the process's TZ, else UTC)", func(v string) error {
-		loc, err := time.LoadLocation(v)
-		if err != nil {
-			return fmt.Errorf("not an IANA time zone name (like Europe/Paris): %w", err)
-		}
-		c.Timezone = loc
-		return nil
-	})
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")
-	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "read --admin-token from this file, trimmed (for Docker secrets)")
-	fs.StringVar(&c.ProxmoxURL, "proxmox-url", "", "Proxmox VE API, https://host:8006; enables LXC stub containers")
-	fs.StringVar(&c.ProxmoxTokenID, "proxmox-token-id", "", "PVE API token id, user@realm!tokenid")
-	fs.StringVar(&c.ProxmoxSecret, "proxmox-secret", "", "PVE API token secret (prefer the env var or --proxmox-secret-file)")
-	fs.StringVar(&c.ProxmoxSecretFile, "proxmox-secret-file", "", "read --proxmox-secret from this file, trimmed")
-	fs.StringVar(&c.ProxmoxCAFile, "proxmox-ca-file", "", "PEM CA to verify PVE's certificate (default: system roots)")
-	fs.StringVar(&c.ProxmoxFingerprint, "proxmox-fingerprint", "", "pin the SHA-256 fingerprint of PVE's certificate")
-	fs.BoolVar(&c.ProxmoxInsecureTLS, "proxmox-insecure-tls", false, "do not verify PVE's certificate (logged as a warning)")
+	c.engineFlags(fs, &hosts, addrs)
+	c.proxyFlags(fs)
+	urls := c.webhookFlags(fs)
+	c.adminFlags(fs)
+	c.proxmoxFlags(fs)
 
-	var envErrs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(envName(f.Name)); v != "" {
-			if err := f.Value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
-			}
-		}
-	})
+	if err := applyEnv(fs, getenv); err != nil {
+		return c, err
+	}
 	if len(hosts.hosts) == 0 && getenv("DOCKER_HOST") != "" {
 		hosts.hosts = []engineHost{{Host: getenv("DOCKER_HOST")}}
 	}
 	hosts.fromEnv = true
-	if err := errors.Join(envErrs...); err != nil {
-		return c, err
-	}
-	parsingFlags = true
+	urls.parsingFlags = true
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -172,6 +105,105 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	return c, c.validate()
+}
+
+// applyEnv sets every flag from its environment variable, when set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// engineFlags are where the engines are and what sleeper reads from them.
+func (c *config) engineFlags(fs *flag.FlagSet, hosts *engineList, addrs addressList) {
+	fs.Var(hosts, "docker-host", "Docker engine address, repeatable as name=URL for several engines (env: comma list; default: DOCKER_HOST, else the local socket)")
+	fs.Var(addrs, "docker-host-address", "name=IP: where an engine's published ports are dialled (default: the host of a tcp:// URL; repeatable)")
+	fs.Var(&c.Swarm, "swarm", "manage Swarm services (deploy.labels): auto (each engine that is a swarm manager), true, false, or a comma list of engine names")
+	fs.StringVar(&c.LabelPrefix, "label-prefix", "sleeper", "prefix of the labels sleeper reads")
+	fs.StringVar(&c.Domain, "domain", "", "with it, a container without a hosts label answers <name>.<domain>")
+	fs.DurationVar(&c.DefaultIdleTimeout, "default-idle-timeout", 15*time.Minute, "idle timeout of containers without the idle_timeout label")
+	c.HostsFrom = []string{labels.SourceTraefik, labels.SourceCaddy}
+	fs.Func("hosts-from", "without a hosts label, take a container's hosts from these labels: traefik (router rules), caddy (caddy-docker-proxy); empty turns it off (default traefik,caddy)", func(v string) error {
+		from, err := labels.ParseHostsFrom(v)
+		c.HostsFrom = from
+		return err
+	})
+	c.Timezone = time.Local
+	fs.Func("timezone", "IANA time zone of keep-warm windows, e.g. Europe/Paris (default: the process's TZ, else UTC)", func(v string) error {
+		loc, err := time.LoadLocation(v)
+		if err != nil {
+			return fmt.Errorf("not an IANA time zone name (like Europe/Paris): %w", err)
+		}
+		c.Timezone = loc
+		return nil
+	})
+}
+
+// proxyFlags shape the front doors.
+func (c *config) proxyFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", ":8080", "main HTTP listener, routes by Host")
+	fs.IntVar(&c.MaxHeld, "max-held", 1000, "held requests per container before 503")
+	fs.Func("trusted-proxies", "comma-separated CIDRs or IPs of front proxies whose X-Forwarded-For is appended to and X-Forwarded-Proto/Host kept (default none: replaced)", func(v string) error {
+		p, err := proxy.ParseTrustedProxies(v)
+		c.TrustedProxies = p // the last setting wins: a flag over the environment
+		return err
+	})
+	c.IgnoreAgents, _ = labels.ParseAgents(proxy.DefaultIgnoreAgents())
+	fs.Func("ignore-agents", "comma-separated User-Agent substrings (any case) whose requests neither wake a container nor count as activity; empty turns it off (default: common uptime monitors: "+proxy.DefaultIgnoreAgents()+")", func(v string) error {
+		agents, err := labels.ParseAgents(v)
+		c.IgnoreAgents = agents
+		return err
+	})
+}
+
+// webhookURLs tells the repeatable --webhook-url whether the command line
+// is being read: URLs given there replace the environment's, as for every
+// flag, while several on either side add up.
+type webhookURLs struct{ parsingFlags, fromFlags bool }
+
+func (c *config) webhookFlags(fs *flag.FlagSet) *webhookURLs {
+	u := &webhookURLs{}
+	fs.Func("webhook-url", "POST a JSON event (woke, slept, wake_failed, config_error) to this URL; repeatable", func(v string) error {
+		if u.parsingFlags && !u.fromFlags {
+			c.WebhookURLs, u.fromFlags = nil, true
+		}
+		for item := range strings.SplitSeq(v, ",") {
+			parsed, err := webhook.ParseURL(strings.TrimSpace(item))
+			if err != nil {
+				return err
+			}
+			c.WebhookURLs = append(c.WebhookURLs, parsed)
+		}
+		return nil
+	})
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "sign webhook bodies with HMAC-SHA256 in X-Sleeper-Signature (prefer the env var: flags show in ps)")
+	return u
+}
+
+// adminFlags shape the admin listener and the logs.
+func (c *config) adminFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.AdminAddr, "admin-addr", ":9090", "admin listener: /healthz, metrics, API")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token of the admin API's wake and sleep; without it they are off (prefer the env var or --admin-token-file: flags show in ps)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "read --admin-token from this file, trimmed (for Docker secrets)")
+}
+
+// proxmoxFlags reach a Proxmox VE cluster.
+func (c *config) proxmoxFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ProxmoxURL, "proxmox-url", "", "Proxmox VE API, https://host:8006; enables LXC and VM stub containers")
+	fs.StringVar(&c.ProxmoxTokenID, "proxmox-token-id", "", "PVE API token id, user@realm!tokenid")
+	fs.StringVar(&c.ProxmoxSecret, "proxmox-secret", "", "PVE API token secret (prefer the env var or --proxmox-secret-file)")
+	fs.StringVar(&c.ProxmoxSecretFile, "proxmox-secret-file", "", "read --proxmox-secret from this file, trimmed")
+	fs.StringVar(&c.ProxmoxCAFile, "proxmox-ca-file", "", "PEM CA to verify PVE's certificate (default: system roots)")
+	fs.StringVar(&c.ProxmoxFingerprint, "proxmox-fingerprint", "", "pin the SHA-256 fingerprint of PVE's certificate")
+	fs.BoolVar(&c.ProxmoxInsecureTLS, "proxmox-insecure-tls", false, "do not verify PVE's certificate (logged as a warning)")
 }
 
 func (c config) validate() error {
