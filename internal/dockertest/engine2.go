@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sleeper/internal/syncbuf"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -15,10 +16,18 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// SecondBridge is the bridge a second engine's containers sit on. Tests
-// never send traffic to its addresses: containers there publish on
-// 127.0.0.1 like everywhere else.
-const SecondBridge = "br-d2"
+// bridges numbers the second engines' bridges. Each engine has its own
+// bridge and subnet (10.231.N.0/24), so two tests, or two test processes,
+// with a second engine each never delete each other's bridge. Tests never
+// send traffic to these addresses: containers there publish on 127.0.0.1
+// like everywhere else.
+var bridges atomic.Int32
+
+// nextBridge returns a bridge name (at most 15 bytes) and its address.
+func nextBridge() (name, addr string) {
+	n := (os.Getpid()*7 + int(bridges.Add(1))) % 250
+	return fmt.Sprintf("br-d2-%d", n), fmt.Sprintf("10.231.%d.1/24", n)
+}
 
 // Engine is a second Docker engine on this machine, beside the main one:
 // its own data and exec roots, socket and bridge (FACTS.md). The harness
@@ -26,10 +35,11 @@ const SecondBridge = "br-d2"
 // ride out an engine that goes away.
 type Engine struct {
 	// Host is the engine's address for a client: unix://DIR/docker.sock.
-	Host string
-	dir  string
-	cfg  string
-	log  *syncbuf.Buffer
+	Host   string
+	dir    string
+	cfg    string
+	bridge string
+	log    *syncbuf.Buffer
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -56,24 +66,25 @@ func SecondEngine(t testing.TB, images ...string) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	bridge, bridgeAddr := nextBridge()
 	e := &Engine{Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir,
-		cfg: filepath.Join(dir, "daemon.json"), log: &syncbuf.Buffer{}}
+		cfg: filepath.Join(dir, "daemon.json"), bridge: bridge, log: &syncbuf.Buffer{}}
 	if err := os.WriteFile(e.cfg, []byte(`{"storage-driver":"fuse-overlayfs"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_ = exec.Command("ip", "link", "del", SecondBridge).Run() // a leftover of a killed run
+	_ = exec.Command("ip", "link", "del", bridge).Run() // a leftover of a killed run
 	for _, args := range [][]string{
-		{"link", "add", SecondBridge, "type", "bridge"},
-		{"addr", "add", "10.231.0.1/24", "dev", SecondBridge},
-		{"link", "set", SecondBridge, "up"},
+		{"link", "add", bridge, "type", "bridge"},
+		{"addr", "add", bridgeAddr, "dev", bridge},
+		{"link", "set", bridge, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Skipf("dockertest: a second engine needs bridge %s: ip %v: %v: %s", SecondBridge, args, err, out)
+			t.Skipf("dockertest: a second engine needs bridge %s: ip %v: %v: %s", bridge, args, err, out)
 		}
 	}
 	t.Cleanup(func() {
 		e.Stop(t)
-		_ = exec.Command("ip", "link", "del", SecondBridge).Run()
+		_ = exec.Command("ip", "link", "del", bridge).Run()
 		_ = os.RemoveAll(dir)
 	})
 	if err := e.start(); err != nil {
@@ -105,7 +116,7 @@ func (e *Engine) start() error {
 	defer e.mu.Unlock()
 	cmd := exec.Command("dockerd", "--config-file", e.cfg,
 		"--data-root", filepath.Join(e.dir, "root"), "--exec-root", filepath.Join(e.dir, "exec"),
-		"--pidfile", filepath.Join(e.dir, "pid"), "-H", e.Host, "-b", SecondBridge,
+		"--pidfile", filepath.Join(e.dir, "pid"), "-H", e.Host, "-b", e.bridge,
 		"--iptables=false", "--ip-masq=false")
 	cmd.Stdout, cmd.Stderr = e.log, e.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
