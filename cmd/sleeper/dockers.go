@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"sleeper/pkg/docker"
 	"sleeper/pkg/metrics"
+	"sleeper/pkg/proxy"
 	"sleeper/pkg/watcher"
 )
 
@@ -30,12 +34,11 @@ func (e dockerEngine) logName() string {
 type dockerEngines []dockerEngine
 
 // newEngines builds a client and a health per engine. With one engine,
-// identities, messages and metrics read as they always did; with several,
-// every container is engine/name. sleeper_docker_up is 1 while every
-// engine answers.
+// identities, messages and metrics read as they always did (engine ""); with
+// several, every container is engine/name. Each engine's sleeper_docker_up
+// series is there from the start, at 0 until the engine first answers.
 func newEngines(cfg config, rec *metrics.Recorder) (dockerEngines, error) {
 	var es dockerEngines
-	up := &upSet{rec: rec, up: map[string]bool{}}
 	for _, h := range cfg.Engines {
 		dk, err := docker.NewWith(docker.Options{Host: h.Host, Prefix: cfg.LabelPrefix, HostAddress: h.Address})
 		if err != nil {
@@ -48,8 +51,9 @@ func newEngines(cfg config, rec *metrics.Recorder) (dockerEngines, error) {
 			e.key = h.Name
 			name += " " + h.Name
 		}
+		rec.DockerUp(e.key, false)
 		e.health = watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: name,
-			OnChange: func(ok bool) { up.set(h.Name, ok, len(cfg.Engines)) }})
+			OnChange: func(ok bool) { rec.DockerUp(e.key, ok) }})
 		es = append(es, e)
 	}
 	return es, nil
@@ -62,22 +66,79 @@ func (es dockerEngines) close() {
 }
 
 // registryEngines are the registry's named engines: none with one engine
-// (it is the registry's default), else every one, sleeper's own networks
-// going with the first (the one it is awaited on).
-func (es dockerEngines) registryEngines(self []string) map[string]watcher.Engine {
+// (it is the registry's default), else every one. Sleeper's own networks
+// are learnt later, from whichever engine hosts it (see run).
+func (es dockerEngines) registryEngines() map[string]watcher.Engine {
 	if len(es) == 1 {
 		return nil
 	}
 	m := map[string]watcher.Engine{}
-	for i, e := range es {
-		we := watcher.Engine{Runtime: e.dk, Finder: e.dk, Provider: docker.Provider, Health: e.health}
-		if i == 0 && !e.host.Address.IsValid() {
-			we.SelfNetworks = self
-		}
-		m[e.key] = we
+	for _, e := range es {
+		m[e.key] = watcher.Engine{Runtime: e.dk, Finder: e.dk, Provider: docker.Provider, Health: e.health}
 	}
 	return m
 }
+
+// run awaits the engine on its own, tells reg sleeper's networks on it,
+// then reconciles its containers until ctx ends: an engine that is down at
+// start holds up nothing but its own containers. Every engine is asked for
+// sleeper's own container: the one that hosts it answers with its
+// networks, the others (and every engine when sleeper runs on the host)
+// with none, so a remote engine's bridge addresses are never dialled.
+func (e dockerEngine) run(ctx context.Context, reg *watcher.Registry, rc *watcher.Reconciler, log *slog.Logger) error {
+	log = log.With("engine", e.logName())
+	self, err := awaitEngine(ctx, e.dk, e.health, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down before the engine answered is not an error
+		}
+		return fmt.Errorf("engine %s: %w", e.logName(), err)
+	}
+	reg.SetSelfNetworks(e.key, self)
+	return rc.Run(ctx)
+}
+
+// allSynced returns a channel closed once every reconciler has listed its
+// engine in full, or discoveryBound after the first one did: the proxy
+// holds a request for an unknown host until then, and an engine that stays
+// down must not make every such request wait. It ends with ctx.
+func allSynced(rcs []*watcher.Reconciler) (<-chan struct{}, func(context.Context) error) {
+	done := make(chan struct{})
+	return done, func(ctx context.Context) error {
+		first := make(chan struct{}, len(rcs))
+		var wg sync.WaitGroup
+		for _, rc := range rcs {
+			wg.Go(func() {
+				select {
+				case <-rc.Synced():
+					first <- struct{}{}
+				case <-ctx.Done():
+				}
+			})
+		}
+		all := make(chan struct{})
+		go func() { wg.Wait(); close(all) }()
+		defer func() { <-all }()
+		select {
+		case <-first:
+		case <-all:
+		}
+		t := time.NewTimer(discoveryBound)
+		defer t.Stop()
+		select {
+		case <-all:
+		case <-t.C:
+		}
+		if ctx.Err() == nil {
+			close(done)
+		}
+		return nil
+	}
+}
+
+// discoveryBound is how long after the first engine is listed sleeper
+// stops waiting for the others before calling discovery done.
+const discoveryBound = proxy.DiscoveryWait
 
 // health is /healthz: with several engines sleeper is healthy while one of
 // them is (the others' containers show their engine as unreachable).
@@ -103,22 +164,4 @@ func (hs anyHealthy) Check() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// upSet keeps sleeper_docker_up at 1 while every engine answers.
-type upSet struct {
-	rec *metrics.Recorder
-	mu  sync.Mutex
-	up  map[string]bool
-}
-
-func (u *upSet) set(name string, ok bool, n int) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.up[name] = ok
-	all := len(u.up) == n
-	for _, v := range u.up {
-		all = all && v
-	}
-	u.rec.DockerUp(all)
 }

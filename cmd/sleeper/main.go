@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // serve runs sleeper until ctx ends. The admin listener opens first, so
 // /healthz and /metrics answer (503 and sleeper_docker_up 0) exactly while
-// the engine does not; the rest starts once the engine has answered.
+// no engine does; the front doors open as soon as the configuration is
+// read, and each engine is awaited, listed and reconnected on its own.
 func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("starting sleeper", "version", versionString(), "addr", cfg.Addr, "admin_addr", cfg.AdminAddr)
 	// One recorder for the whole process: the registry, its watchers, the
@@ -126,7 +127,7 @@ func serve(ctx context.Context, cfg config, log *slog.Logger) error {
 	return g.Wait()
 }
 
-// engineDeps is what serve builds before the engine answers.
+// engineDeps is what serve builds before the front doors.
 type engineDeps struct {
 	engines dockerEngines
 	swarms  swarmEngines // the engines whose Swarm services may be managed
@@ -136,26 +137,15 @@ type engineDeps struct {
 	admin   *admin.Handler
 }
 
-// serveEngine waits for the engine, then runs discovery and the front doors
-// until ctx ends. A shutdown while waiting ends it at once, binding nothing.
+// serveEngine builds the registry and one reconciler per engine, then runs
+// the front doors until ctx ends. It waits for no engine: one that is down
+// at start holds up only its own containers (dockerEngine.run).
 func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps) error {
-	// Which networks sleeper shares with the apps decides how it dials them,
-	// so it waits for the engine (a socket proxy may start after it) rather
-	// than guess "not in a container".
-	// Only the first engine can be the one sleeper runs on: the others are
-	// not awaited (their reconcilers retry) and share no network with it.
-	first := d.engines[0]
-	self, err := awaitEngine(ctx, first.dk, first.health, log)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // shutting down before the engine answered is not an error
-		}
-		return err
-	}
 	pve, err := newProxmox(cfg, log)
 	if err != nil {
 		return err
 	}
+	first := d.engines[0]
 	reg := watcher.NewRegistry(watcher.RegistryConfig{
 		Runtime:  first.dk,
 		Log:      log,
@@ -166,12 +156,11 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 			HostsFrom:          cfg.HostsFrom,
 			DefaultIdleTimeout: cfg.DefaultIdleTimeout,
 		},
-		SelfNetworks: self,
-		Finder:       first.dk,
-		Provider:     docker.Provider,
-		Targets:      proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
-		Location:     cfg.Timezone,
-		Engines:      d.swarms.addTo(d.engines.registryEngines(self), self),
+		Finder:   first.dk,
+		Provider: docker.Provider,
+		Targets:  proxmox.Targets{Guests: pve.guests(), Prefix: cfg.LabelPrefix},
+		Location: cfg.Timezone,
+		Engines:  d.swarms.addTo(d.engines.registryEngines()),
 	})
 	// Closing the registry cancels wakes but leaves every container as it is.
 	defer reg.Close()
@@ -193,17 +182,17 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 			EngineName:  e.key,
 		}))
 	}
-	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, rec: d.rec, pve: pve, self: self,
-		sources: d.swarms.runners(reg, cfg, log, d.rec)})
+	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, engines: d.engines, rec: d.rec, pve: pve,
+		sources: d.swarms.runners(reg, cfg, log, d.rec, d.engines)})
 }
 
 // frontDeps is what the front doors and the discovery loop share.
 type frontDeps struct {
-	reg  *watcher.Registry
-	rcs  []*watcher.Reconciler // one per engine, the first engine's first
-	rec  *metrics.Recorder
-	pve  *pveWiring
-	self []string
+	reg     *watcher.Registry
+	rcs     []*watcher.Reconciler // one per engine, in the order of engines
+	engines dockerEngines
+	rec     *metrics.Recorder
+	pve     *pveWiring
 	// sources are the other discovery loops (Swarm services), each run
 	// until ctx ends.
 	sources []func(context.Context) error
@@ -212,10 +201,11 @@ type frontDeps struct {
 // runFrontDoors binds the proxy and runs it, the stream proxy, discovery and
 // the Proxmox poller until ctx ends.
 func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDeps) error {
+	discovered, waitDiscovered := allSynced(d.rcs)
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr: cfg.Addr,
 		Handler: proxy.NewHandler(proxy.Config{
-			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: d.rcs[0].Synced(),
+			Routes: d.reg, MaxHeld: cfg.MaxHeld, Log: log, Recorder: d.rec, Discovered: discovered,
 			TrustedProxies: cfg.TrustedProxies, IgnoreAgents: cfg.IgnoreAgents,
 		}),
 		Routes:   d.reg,
@@ -226,14 +216,15 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, rc := range d.rcs {
-		g.Go(func() error { return rc.Run(gctx) })
+	for i, e := range d.engines {
+		g.Go(func() error { return e.run(gctx, d.reg, d.rcs[i], log) })
 	}
 	for _, run := range d.sources {
 		g.Go(func() error { return run(gctx) })
 	}
+	g.Go(func() error { return waitDiscovered(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
-	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, SelfNetworks: d.self, MaxHeld: cfg.MaxHeld})
+	streams := stream.NewServer(stream.Config{Routes: d.reg, Problems: d.reg, Log: log, MaxHeld: cfg.MaxHeld})
 	g.Go(func() error { return streams.Run(gctx) })
 	if d.pve != nil {
 		d.pve.bind(d.reg, func(key string) {
@@ -247,8 +238,9 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 }
 
 // awaitEngine pings the engine until it answers, with capped backoff, and
-// returns sleeper's own networks. It reports each attempt to health, and
-// returns ctx's error if ctx ends first.
+// returns sleeper's own networks on it: none when sleeper runs on the host
+// or in a container of another engine. It reports each attempt to health,
+// and returns ctx's error if ctx ends first.
 func awaitEngine(ctx context.Context, dk *docker.Docker, health *watcher.EngineHealth, log *slog.Logger) ([]string, error) {
 	delay := 100 * time.Millisecond
 	for {

@@ -166,17 +166,14 @@ func (ss swarmEngines) close() {
 }
 
 // addTo adds the services engines to the registry's named engines (a nil
-// map, the single Docker engine being the default one, is made).
-func (ss swarmEngines) addTo(m map[string]watcher.Engine, self []string) map[string]watcher.Engine {
+// map, the single Docker engine being the default one, is made). Their
+// own networks are learnt when they run (runners).
+func (ss swarmEngines) addTo(m map[string]watcher.Engine) map[string]watcher.Engine {
 	if len(ss) > 0 && m == nil {
 		m = map[string]watcher.Engine{}
 	}
 	for _, s := range ss {
-		e := watcher.Engine{Runtime: s.sw, Finder: s.sw, Provider: swarmprov.Provider, Health: s.health}
-		if s.self {
-			e.SelfNetworks = self // a service's VIP on an overlay network sleeper is attached to
-		}
-		m[s.key] = e
+		m[s.key] = watcher.Engine{Runtime: s.sw, Finder: s.sw, Provider: swarmprov.Provider, Health: s.health}
 	}
 	return m
 }
@@ -185,7 +182,7 @@ func (ss swarmEngines) addTo(m map[string]watcher.Engine, self []string) map[str
 // decision (auto), then its Reconciler. Two engines managing one swarm
 // would scale the same services twice: in auto mode only the first to
 // answer for a cluster manages it.
-func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logger, rec *metrics.Recorder) []func(context.Context) error {
+func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logger, rec *metrics.Recorder, engines dockerEngines) []func(context.Context) error {
 	claims := &clusterClaims{by: map[string]string{}}
 	var out []func(context.Context) error
 	for _, s := range ss {
@@ -200,6 +197,11 @@ func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logg
 				return nil
 			}
 			log.Info("managing swarm services", "mode", map[swarmMode]string{swarmAuto: "auto", swarmOn: "on"}[s.mode])
+			if s.self {
+				// A service's VIP on an overlay network sleeper is attached
+				// to: the networks sleeper's own engine reports for it.
+				s.learnSelf(ctx, reg, engines, log)
+			}
 			return rc.Run(ctx)
 		})
 	}
@@ -264,4 +266,22 @@ func (c *clusterClaims) owner(cluster string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.by[cluster]
+}
+
+// learnSelf records, for the services engine, the networks of sleeper's own
+// container as its Docker engine sees them; none when sleeper runs on the
+// host or the engine cannot say (the services are then dialled on their
+// published ports).
+func (s *swarmEngine) learnSelf(ctx context.Context, reg *watcher.Registry, engines dockerEngines, log *slog.Logger) {
+	for _, e := range engines {
+		if e.host.Name != s.engine {
+			continue
+		}
+		nets, err := e.dk.SelfNetworks(ctx)
+		if err != nil {
+			log.Warn("own networks unknown: services are dialled on their published ports", "error", err)
+			return
+		}
+		reg.SetSelfNetworks(s.key, nets)
+	}
 }

@@ -69,8 +69,8 @@ func TestSwarmEngineNames(t *testing.T) {
 	if len(ss) != 1 || ss[0].key != "swarm" || ss[0].engine != "local" || !ss[0].self {
 		t.Fatalf("one engine: %+v, want the services engine \"swarm\" of local", ss)
 	}
-	m := ss.addTo(nil, []string{"net"})
-	if e, ok := m["swarm"]; !ok || e.Provider != "swarm" || len(e.SelfNetworks) != 1 || len(m) != 1 {
+	m := ss.addTo(nil)
+	if e, ok := m["swarm"]; !ok || e.Provider != "swarm" || len(m) != 1 {
 		t.Fatalf("registry engines = %+v", m)
 	}
 

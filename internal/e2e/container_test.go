@@ -98,7 +98,7 @@ func TestContainerDeploy(t *testing.T) {
 	await.Eventually(t, 5*time.Second, "sleeper's log to name the upstream "+want,
 		func() bool { return strings.Contains(sl.logs(), want) })
 
-	sl.waitMetric(fmt.Sprintf(`sleeper_wakes_total{container=%q,result="success"} 1`, appName), 5*time.Second)
+	sl.waitMetric(fmt.Sprintf(`sleeper_wakes_total{container=%q,engine="",result="success"} 1`, appName), 5*time.Second)
 
 	dockertest.WaitState(t, cli, appID, exited, 15*time.Second)
 	t.Logf("app stopped %v after the answer (idle_timeout 2s)", time.Since(answered).Round(time.Millisecond))
@@ -108,7 +108,7 @@ func TestContainerDeploy(t *testing.T) {
 	if d := time.Since(begin); d < 2*time.Second {
 		t.Errorf("app stopped %v after the request was sent, before its 2s idle timeout", d)
 	}
-	sl.waitMetric(fmt.Sprintf(`sleeper_sleeps_total{container=%q,method="stop",reason="idle"} 1`, appName), 5*time.Second)
+	sl.waitMetric(fmt.Sprintf(`sleeper_sleeps_total{container=%q,engine="",method="stop",reason="idle"} 1`, appName), 5*time.Second)
 	await.Eventually(t, 5*time.Second, appName+" asleep in the API", func() bool { return sl.apiState(appName) == "asleep" })
 
 	sl.waitHealthy(15 * time.Second)

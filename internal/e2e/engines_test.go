@@ -70,8 +70,9 @@ func mainEngineHost() string {
 }
 
 // TestSeveralEngines runs one sleeper over the main engine ("local") and a
-// second dockerd ("d2") holding a container of the same name: each wakes
-// and sleeps on its own engine; d2's depends on an unmanaged container on
+// second dockerd ("d2") holding a container of the same name. d2 is down
+// when sleeper starts: local's container is served all the same, and
+// d2's once d2 comes up. Then each wakes and sleeps on its own engine; d2's depends on an unmanaged container on
 // local ("local:name"); with d2 stopped, local's keeps serving while d2's
 // fails at once naming its engine, and serves again once d2 is back.
 func TestSeveralEngines(t *testing.T) {
@@ -93,15 +94,35 @@ func TestSeveralEngines(t *testing.T) {
 		Labels: lbl("hosts", "a.localhost", "port", "8080", "idle_timeout", "3s")})
 	remote := dockertest.Run(t, cli2, dockertest.Spec{Name: name, Image: img, Publish: []string{"8080/tcp"},
 		Labels: lbl("hosts", "b.localhost", "port", "8080", "idle_timeout", "3s", "depends_on", "local:"+depName)})
+	// d2 is down and given first: the first engine once held up the others.
+	d2.Stop(t)
 	addr, admin := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
 	binSleeper(t, "--addr", addr, "--admin-addr", admin, "--label-prefix", prefix,
-		"--docker-host", "local="+mainEngineHost(), "--docker-host", "d2="+d2.Host)
+		"--docker-host", "d2="+d2.Host, "--docker-host", "local="+mainEngineHost())
 	base := "http://" + addr
 	api := func() string { _, body := fetch("http://"+admin, "", "/api/containers"); return body }
+	metrics := func() string { _, body := fetch("http://"+admin, "", "/metrics"); return body }
+	await.Eventually(t, 30*time.Second, "local's container served while d2 is down at start", func() bool {
+		code, _ := fetch(base, "a.localhost", "/")
+		return code == http.StatusOK
+	})
+	if m := metrics(); !strings.Contains(m, `sleeper_docker_up{engine="d2"} 0`) ||
+		!strings.Contains(m, `sleeper_docker_up{engine="local"} 1`) ||
+		!strings.Contains(m, `sleeper_container_state{container="`+name+`",engine="local",state="ready"} 1`) {
+		t.Fatalf("/metrics with d2 down lacks docker_up per engine or local's ready state:\n%s", m)
+	}
+	d2.Restart(t)
+	await.Eventually(t, 60*time.Second, "d2's container served once d2 comes up", func() bool {
+		code, _ := fetch(base, "b.localhost", "/")
+		return code == http.StatusOK
+	})
 	await.Eventually(t, 30*time.Second, "both engines' containers listed as local/ and d2/", func() bool {
 		b := api()
 		return strings.Contains(b, `"local/`+name+`"`) && strings.Contains(b, `"d2/`+name+`"`)
 	})
+	if m := metrics(); !strings.Contains(m, `sleeper_container_state{container="`+name+`",engine="d2",state="ready"} 1`) {
+		t.Fatalf("/metrics lacks d2's container by its plain name and engine:\n%s", m)
+	}
 
 	state := dockerState(t)
 	for _, c := range []struct{ host, id string }{{"b.localhost", remote}, {"a.localhost", local}} {

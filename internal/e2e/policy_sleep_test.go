@@ -127,7 +127,7 @@ func TestMemoryFreedShown(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return string(b)
 	}
-	m := regexp.MustCompile(`(?m)^sleeper_memory_freed_bytes\{container="` + regexp.QuoteMeta(name) + `"\} (\S+)$`).FindStringSubmatch(fetch("/metrics"))
+	m := regexp.MustCompile(`(?m)^sleeper_memory_freed_bytes\{container="` + regexp.QuoteMeta(name) + `",engine=""\} (\S+)$`).FindStringSubmatch(fetch("/metrics"))
 	if m == nil {
 		t.Fatalf("no sleeper_memory_freed_bytes for %s", name)
 	}

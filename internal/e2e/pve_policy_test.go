@@ -42,7 +42,7 @@ func TestProxmoxMemoryFreed(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	want := regexp.MustCompile(`(?m)^sleeper_memory_freed_bytes\{container="` + regexp.QuoteMeta(name) + `"\} 3\.145728e\+08$`)
+	want := regexp.MustCompile(`(?m)^sleeper_memory_freed_bytes\{container="` + regexp.QuoteMeta(name) + `",engine=""\} 3\.145728e\+08$`)
 	if !want.Match(body) {
 		t.Fatalf("no sleeper_memory_freed_bytes of 300 MiB for %s in:\n%s", name, sleeperLines(string(body)))
 	}

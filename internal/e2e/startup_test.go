@@ -71,21 +71,21 @@ func TestStartWithEngineAway(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "waiting for the docker engine") {
 		t.Fatalf("/healthz with the engine away: %d %q, want 503 waiting for the docker engine", code, body)
 	}
-	if _, m := fetch("/metrics"); !strings.Contains(m, "\nsleeper_docker_up 0\n") {
+	if _, m := fetch("/metrics"); !strings.Contains(m, "\nsleeper_docker_up{engine=\"\"} 0\n") {
 		t.Fatalf("/metrics with the engine away lacks sleeper_docker_up 0")
 	}
 
 	engine.Restore()
 	await.Eventually(t, 20*time.Second, "/healthz to answer 200 once the engine is reachable",
 		func() bool { code, body = fetch("/healthz"); return code == http.StatusOK })
-	if _, m := fetch("/metrics"); !strings.Contains(m, "\nsleeper_docker_up 1\n") {
+	if _, m := fetch("/metrics"); !strings.Contains(m, "\nsleeper_docker_up{engine=\"\"} 1\n") {
 		t.Fatalf("/metrics with the engine back lacks sleeper_docker_up 1")
 	}
 
 	engine.Cut()
 	await.Eventually(t, 20*time.Second, "sleeper_docker_up 0 after the engine went away", func() bool {
 		_, m := fetch("/metrics")
-		return strings.Contains(m, "\nsleeper_docker_up 0\n")
+		return strings.Contains(m, "\nsleeper_docker_up{engine=\"\"} 0\n")
 	})
 	if code, body = fetch("/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz within the outage bound: %d %q, want 200", code, body)
@@ -93,6 +93,6 @@ func TestStartWithEngineAway(t *testing.T) {
 	engine.Restore()
 	await.Eventually(t, 20*time.Second, "sleeper_docker_up 1 after the engine came back", func() bool {
 		_, m := fetch("/metrics")
-		return strings.Contains(m, "\nsleeper_docker_up 1\n")
+		return strings.Contains(m, "\nsleeper_docker_up{engine=\"\"} 1\n")
 	})
 }

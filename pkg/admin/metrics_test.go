@@ -49,15 +49,15 @@ func TestMetricsFollowRealWakesAndSleeps(t *testing.T) {
 	want := `
 # HELP sleeper_wakes_total Finished wakes by result (success, timeout, error, cancelled).
 # TYPE sleeper_wakes_total counter
-sleeper_wakes_total{container="web",result="error"} 0
-sleeper_wakes_total{container="web",result="success"} 1
-sleeper_wakes_total{container="web",result="timeout"} 0
+sleeper_wakes_total{container="web",engine="",result="error"} 0
+sleeper_wakes_total{container="web",engine="",result="success"} 1
+sleeper_wakes_total{container="web",engine="",result="timeout"} 0
 # HELP sleeper_sleeps_total Containers put to sleep, by stop method and reason (idle, api, external).
 # TYPE sleeper_sleeps_total counter
-sleeper_sleeps_total{container="web",method="stop",reason="api"} 1
+sleeper_sleeps_total{container="web",engine="",method="stop",reason="api"} 1
 # HELP sleeper_config_errors 1 while the container's labels are broken and it is not managed.
 # TYPE sleeper_config_errors gauge
-sleeper_config_errors{container="web"} 0
+sleeper_config_errors{container="web",engine=""} 0
 `
 	if err := testutil.GatherAndCompare(rec.Gatherer(), strings.NewReader(want),
 		"sleeper_wakes_total", "sleeper_sleeps_total", "sleeper_config_errors"); err != nil {
@@ -65,11 +65,11 @@ sleeper_config_errors{container="web"} 0
 	}
 	_, _, page := f.do(t, "GET", "/metrics", "")
 	for _, line := range []string{
-		`sleeper_container_state{container="web",state="asleep"} 1`,
-		`sleeper_container_state{container="web",state="ready"} 0`,
-		`sleeper_active_connections{container="web"} 0`,
-		`sleeper_last_activity_timestamp_seconds{container="web"} `,
-		`sleeper_wake_duration_seconds_count{container="web"} 1`,
+		`sleeper_container_state{container="web",engine="",state="asleep"} 1`,
+		`sleeper_container_state{container="web",engine="",state="ready"} 0`,
+		`sleeper_active_connections{container="web",engine=""} 0`,
+		`sleeper_last_activity_timestamp_seconds{container="web",engine=""} `,
+		`sleeper_wake_duration_seconds_count{container="web",engine=""} 1`,
 	} {
 		if !strings.Contains(page, line) {
 			t.Errorf("/metrics lacks %q", line)

@@ -31,7 +31,7 @@ type scrapeCollector struct {
 	r   *Recorder
 	src atomic.Pointer[Source] // nil until Watch
 
-	container              string // the label name, addressable
+	container, engine      string // the label names, addressable
 	state, result, outcome string
 	// Label pairs of the fixed label values, shared by every scrape.
 	stateLP   []*dto.LabelPair // by watcher.State
@@ -68,7 +68,7 @@ var (
 )
 
 func newScrapeCollector(r *Recorder) *scrapeCollector {
-	c := &scrapeCollector{r: r, container: labelContainer, state: labelState, result: labelResult, outcome: labelOutcome}
+	c := &scrapeCollector{r: r, container: labelContainer, engine: labelEngine, state: labelState, result: labelResult, outcome: labelOutcome}
 	for _, st := range watcher.States() {
 		c.stateLP = append(c.stateLP, &dto.LabelPair{Name: &c.state, Value: proto.String(st.String())})
 	}
@@ -113,13 +113,18 @@ type builder struct {
 	fams map[string]*dto.MetricFamily
 }
 
-// add appends one series to its family. created is nil for gauges and for
-// counters without a created timestamp.
-func (b *builder) add(f family, v float64, created *timestamppb.Timestamp, labels ...*dto.LabelPair) {
+// add appends one series to its family, labelled with the container's
+// pairs and, unless nil, one fixed pair after them. created is nil for
+// gauges and for counters without a created timestamp.
+func (b *builder) add(f family, v float64, created *timestamppb.Timestamp, lp []*dto.LabelPair, fixed *dto.LabelPair) {
 	mf := b.fams[f.name]
 	if mf == nil {
 		mf = &dto.MetricFamily{Name: proto.String(f.name), Help: proto.String(f.help), Type: f.typ.Enum()}
 		b.fams[f.name] = mf
+	}
+	labels := lp
+	if fixed != nil {
+		labels = append(lp[:len(lp):len(lp)], fixed)
 	}
 	m := &dto.Metric{Label: labels}
 	if f.typ == dto.MetricType_COUNTER {
@@ -154,7 +159,7 @@ func (c *scrapeCollector) families() []*dto.MetricFamily {
 		}
 		lp := c.containerLP(name)
 		c.addCounts(b, lp, s, snap.rare)
-		b.add(famConfigErrors, boolFloat(snap.broken), nil, lp)
+		b.add(famConfigErrors, boolFloat(snap.broken), nil, lp, nil)
 		if snap.broken || unmanaged[name] {
 			// No watcher, so no state of sleeper's: claiming "asleep" would
 			// be a lie on an awake-vs-asleep panel.
@@ -163,7 +168,7 @@ func (c *scrapeCollector) families() []*dto.MetricFamily {
 		for _, st := range watcher.States() {
 			b.add(famState, boolFloat(st == snap.state), nil, lp, c.stateLP[st])
 		}
-		b.add(famAsleep, snap.asleep.Seconds(), nil, lp)
+		b.add(famAsleep, snap.asleep.Seconds(), nil, lp, nil)
 		return true
 	})
 	for _, info := range infos {
@@ -171,10 +176,10 @@ func (c *scrapeCollector) families() []*dto.MetricFamily {
 			continue
 		}
 		lp := c.containerLP(info.Name)
-		b.add(famActive, float64(info.InFlight), nil, lp)
-		b.add(famMemoryFreed, float64(info.MemoryFreed), nil, lp)
+		b.add(famActive, float64(info.InFlight), nil, lp, nil)
+		b.add(famMemoryFreed, float64(info.MemoryFreed), nil, lp, nil)
 		if !info.LastActivity.IsZero() {
-			b.add(famLastActivity, float64(info.LastActivity.UnixNano())/1e9, nil, lp)
+			b.add(famLastActivity, float64(info.LastActivity.UnixNano())/1e9, nil, lp, nil)
 		}
 	}
 	out := make([]*dto.MetricFamily, 0, len(b.fams))
@@ -185,13 +190,17 @@ func (c *scrapeCollector) families() []*dto.MetricFamily {
 	return out
 }
 
-func (c *scrapeCollector) containerLP(name string) *dto.LabelPair {
-	return &dto.LabelPair{Name: &c.container, Value: &name}
+// containerLP returns the container and engine label pairs of a key, in
+// the order a registry sorts label names (container, engine, then the
+// fixed ones).
+func (c *scrapeCollector) containerLP(key string) []*dto.LabelPair {
+	engine, name := watcher.SplitKey(key)
+	return []*dto.LabelPair{{Name: &c.container, Value: &name}, {Name: &c.engine, Value: &engine}}
 }
 
 // addCounts adds a container's event counters and held gauge. They exist
 // for every known container, managed or not, as the vectors they replace did.
-func (c *scrapeCollector) addCounts(b *builder, lp *dto.LabelPair, s *series, rare []rareCount) {
+func (c *scrapeCollector) addCounts(b *builder, lp []*dto.LabelPair, s *series, rare []rareCount) {
 	created := timestamppb.New(s.created)
 	for i := range outcomes {
 		b.add(famRequests, float64(s.requests[i].Load()), created, lp, c.outcomeLP[i])
@@ -206,7 +215,7 @@ func (c *scrapeCollector) addCounts(b *builder, lp *dto.LabelPair, s *series, ra
 		}
 		b.add(f, float64(rc.n), created, lp, &dto.LabelPair{Name: name, Value: proto.String(rc.value)})
 	}
-	b.add(famHeld, float64(s.held.Load()), nil, lp)
+	b.add(famHeld, float64(s.held.Load()), nil, lp, nil)
 }
 
 // compareLabelValues orders series of one family by their label values, as

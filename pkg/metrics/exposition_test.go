@@ -24,6 +24,7 @@ func TestExpositionGolden(t *testing.T) {
 		{Name: "conflict", Managed: false},
 	})
 	exercise(r, "app")
+	r.DockerUp("", false)
 	r.Request("app", "proxied")
 	r.Request("app", "future_outcome")
 	r.Wake("app", "cancelled", time.Second)

@@ -21,6 +21,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	r, _ := newTestRecorder(t)
 	r.Watch(fakeSource{{Name: "app", Managed: true, LastActivity: time.Now()}})
 	exercise(r, "app")
+	r.DockerUp("", false)
 	r.ConfigError("bad", true)
 	r.Wake("app", "timeout", time.Minute)
 	r.Reconnect()

@@ -4,8 +4,12 @@
 // default one), built in main and served by the admin listener. Nothing here
 // is package-level state.
 //
-// Policy: labels are bounded. The only per-container label is the container
-// name; IDs, paths and client addresses never become label values. Events
+// Policy: labels are bounded. The per-container labels are the container
+// name and its engine (watcher.SplitKey of the key the watcher reports): the
+// engine is "" with one engine, which PromQL reads as no label at all, so a
+// one-engine sleeper's series are the ones it always had; with several
+// engines it is the engine's name and container stays the plain name. IDs,
+// paths and client addresses never become label values. Events
 // (wakes, sleeps, requests) are counted as they happen; values that are state
 // rather than events (the current state, active connections, last activity,
 // time asleep) are computed when Prometheus scrapes, so they are always exact
@@ -30,9 +34,11 @@ import (
 	"sleeper/pkg/watcher"
 )
 
-// Label names. Only "container" is per container, and it is the name.
+// Label names. "container" and "engine" are per container: the name, and
+// the engine among several ("" with one).
 const (
 	labelContainer = "container"
+	labelEngine    = "engine"
 	labelResult    = "result"
 	labelMethod    = "method"
 	labelReason    = "reason"
@@ -77,7 +83,7 @@ type Recorder struct {
 	sleeps    *prometheus.CounterVec
 	postponed *prometheus.CounterVec
 	reconnect prometheus.Counter
-	dockerUp  prometheus.Gauge
+	dockerUp  *prometheus.GaugeVec
 
 	// series holds each container's counts and state; the scrape-time
 	// collector writes out sleeper_wakes_total, sleeper_requests_total and
@@ -99,7 +105,7 @@ func New(cfg Config) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
-	byContainer := []string{labelContainer}
+	byContainer := []string{labelContainer, labelEngine}
 	r := &Recorder{
 		reg: prometheus.NewRegistry(),
 		now: now,
@@ -111,19 +117,19 @@ func New(cfg Config) *Recorder {
 		sleeps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sleeper_sleeps_total",
 			Help: "Containers put to sleep, by stop method and reason (idle, api, external).",
-		}, []string{labelContainer, labelMethod, labelReason}),
+		}, []string{labelContainer, labelEngine, labelMethod, labelReason}),
 		postponed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sleeper_sleeps_postponed_total",
 			Help: "Idle sleeps put off, by reason (schedule: inside a keep-warm window; busy: CPU above busy_cpu).",
-		}, []string{labelContainer, labelReason}),
+		}, []string{labelContainer, labelEngine, labelReason}),
 		reconnect: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sleeper_docker_event_reconnects_total",
 			Help: "Times the Docker event stream was re-established after a loss.",
 		}),
-		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+		dockerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sleeper_docker_up",
 			Help: "1 while the Docker engine answers, 0 before it first does and while it is unreachable.",
-		}),
+		}, []string{labelEngine}),
 		series: xsync.NewMap[string, *series](),
 	}
 	r.scrape = newScrapeCollector(r)
@@ -169,13 +175,11 @@ func (r *Recorder) Watch(src Source) { r.scrape.src.Store(&src) }
 // watcher.ReconcilerConfig.OnReconnect.
 func (r *Recorder) Reconnect() { r.reconnect.Inc() }
 
-// DockerUp sets sleeper_docker_up. It fits watcher.EngineHealthConfig.OnChange.
-func (r *Recorder) DockerUp(up bool) {
-	if up {
-		r.dockerUp.Set(1)
-	} else {
-		r.dockerUp.Set(0)
-	}
+// DockerUp sets sleeper_docker_up of one engine ("" when it is the only
+// one). main calls it with false for every engine at start, so that each
+// engine's series is there, at 0, before the engine first answers.
+func (r *Recorder) DockerUp(engine string, up bool) {
+	r.dockerUp.WithLabelValues(engine).Set(boolFloat(up))
 }
 
 // Wakes returns how many times a container woke successfully since sleeper

@@ -39,16 +39,16 @@ func TestCountersMoveExactly(t *testing.T) {
 			want: `
 # HELP sleeper_requests_total HTTP requests by outcome (proxied, loading_page, held, rejected, error).
 # TYPE sleeper_requests_total counter
-sleeper_requests_total{container="app",outcome="error"} 0
-sleeper_requests_total{container="app",outcome="held"} 1
-sleeper_requests_total{container="app",outcome="loading_page"} 1
-sleeper_requests_total{container="app",outcome="proxied"} 3
-sleeper_requests_total{container="app",outcome="rejected"} 0
-sleeper_requests_total{container="db",outcome="error"} 2
-sleeper_requests_total{container="db",outcome="held"} 0
-sleeper_requests_total{container="db",outcome="loading_page"} 0
-sleeper_requests_total{container="db",outcome="proxied"} 0
-sleeper_requests_total{container="db",outcome="rejected"} 1
+sleeper_requests_total{container="app",engine="",outcome="error"} 0
+sleeper_requests_total{container="app",engine="",outcome="held"} 1
+sleeper_requests_total{container="app",engine="",outcome="loading_page"} 1
+sleeper_requests_total{container="app",engine="",outcome="proxied"} 3
+sleeper_requests_total{container="app",engine="",outcome="rejected"} 0
+sleeper_requests_total{container="db",engine="",outcome="error"} 2
+sleeper_requests_total{container="db",engine="",outcome="held"} 0
+sleeper_requests_total{container="db",engine="",outcome="loading_page"} 0
+sleeper_requests_total{container="db",engine="",outcome="proxied"} 0
+sleeper_requests_total{container="db",engine="",outcome="rejected"} 1
 `,
 		},
 		{
@@ -61,12 +61,12 @@ sleeper_requests_total{container="db",outcome="rejected"} 1
 			want: `
 # HELP sleeper_requests_total HTTP requests by outcome (proxied, loading_page, held, rejected, error).
 # TYPE sleeper_requests_total counter
-sleeper_requests_total{container="app",outcome="error"} 0
-sleeper_requests_total{container="app",outcome="held"} 0
-sleeper_requests_total{container="app",outcome="loading_page"} 0
-sleeper_requests_total{container="app",outcome="proxied"} 0
-sleeper_requests_total{container="app",outcome="rejected"} 0
-sleeper_requests_total{container="app",outcome="teapot"} 2
+sleeper_requests_total{container="app",engine="",outcome="error"} 0
+sleeper_requests_total{container="app",engine="",outcome="held"} 0
+sleeper_requests_total{container="app",engine="",outcome="loading_page"} 0
+sleeper_requests_total{container="app",engine="",outcome="proxied"} 0
+sleeper_requests_total{container="app",engine="",outcome="rejected"} 0
+sleeper_requests_total{container="app",engine="",outcome="teapot"} 2
 `,
 		},
 		{
@@ -81,10 +81,10 @@ sleeper_requests_total{container="app",outcome="teapot"} 2
 			want: `
 # HELP sleeper_wakes_total Finished wakes by result (success, timeout, error, cancelled).
 # TYPE sleeper_wakes_total counter
-sleeper_wakes_total{container="app",result="cancelled"} 1
-sleeper_wakes_total{container="app",result="error"} 0
-sleeper_wakes_total{container="app",result="success"} 2
-sleeper_wakes_total{container="app",result="timeout"} 1
+sleeper_wakes_total{container="app",engine="",result="cancelled"} 1
+sleeper_wakes_total{container="app",engine="",result="error"} 0
+sleeper_wakes_total{container="app",engine="",result="success"} 2
+sleeper_wakes_total{container="app",engine="",result="timeout"} 1
 `,
 		},
 		{
@@ -99,9 +99,9 @@ sleeper_wakes_total{container="app",result="timeout"} 1
 			want: `
 # HELP sleeper_sleeps_total Containers put to sleep, by stop method and reason (idle, api, external).
 # TYPE sleeper_sleeps_total counter
-sleeper_sleeps_total{container="app",method="pause",reason="api"} 1
-sleeper_sleeps_total{container="app",method="stop",reason="idle"} 2
-sleeper_sleeps_total{container="app",method="unknown",reason="external"} 1
+sleeper_sleeps_total{container="app",engine="",method="pause",reason="api"} 1
+sleeper_sleeps_total{container="app",engine="",method="stop",reason="idle"} 2
+sleeper_sleeps_total{container="app",engine="",method="unknown",reason="external"} 1
 `,
 		},
 		{
@@ -115,7 +115,7 @@ sleeper_sleeps_total{container="app",method="unknown",reason="external"} 1
 			want: `
 # HELP sleeper_held_requests Requests waiting for a wake right now.
 # TYPE sleeper_held_requests gauge
-sleeper_held_requests{container="app"} 4
+sleeper_held_requests{container="app",engine=""} 4
 `,
 		},
 		{
@@ -131,9 +131,9 @@ sleeper_held_requests{container="app"} 4
 			want: `
 # HELP sleeper_config_errors 1 while the container's labels are broken and it is not managed.
 # TYPE sleeper_config_errors gauge
-sleeper_config_errors{container="bad"} 1
-sleeper_config_errors{container="fixed"} 0
-sleeper_config_errors{container="good"} 0
+sleeper_config_errors{container="bad",engine=""} 1
+sleeper_config_errors{container="fixed",engine=""} 0
+sleeper_config_errors{container="good",engine=""} 0
 `,
 		},
 		{
@@ -151,22 +151,37 @@ sleeper_docker_event_reconnects_total 2
 		},
 		{
 			name:   "docker engine down until it first answers",
-			do:     func(*Recorder) {},
+			do:     func(r *Recorder) { r.DockerUp("", false) },
 			metric: "sleeper_docker_up",
 			want: `
 # HELP sleeper_docker_up 1 while the Docker engine answers, 0 before it first does and while it is unreachable.
 # TYPE sleeper_docker_up gauge
-sleeper_docker_up 0
+sleeper_docker_up{engine=""} 0
 `,
 		},
 		{
 			name:   "docker engine up, down, up",
-			do:     func(r *Recorder) { r.DockerUp(true); r.DockerUp(false); r.DockerUp(true) },
+			do:     func(r *Recorder) { r.DockerUp("", true); r.DockerUp("", false); r.DockerUp("", true) },
 			metric: "sleeper_docker_up",
 			want: `
 # HELP sleeper_docker_up 1 while the Docker engine answers, 0 before it first does and while it is unreachable.
 # TYPE sleeper_docker_up gauge
-sleeper_docker_up 1
+sleeper_docker_up{engine=""} 1
+`,
+		},
+		{
+			name: "several engines, one down",
+			do: func(r *Recorder) {
+				r.DockerUp("local", false)
+				r.DockerUp("nas", false)
+				r.DockerUp("local", true)
+			},
+			metric: "sleeper_docker_up",
+			want: `
+# HELP sleeper_docker_up 1 while the Docker engine answers, 0 before it first does and while it is unreachable.
+# TYPE sleeper_docker_up gauge
+sleeper_docker_up{engine="local"} 1
+sleeper_docker_up{engine="nas"} 0
 `,
 		},
 	}
@@ -424,7 +439,7 @@ func TestHandlerServesText(t *testing.T) {
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		`sleeper_requests_total{container="app",outcome="proxied"} 1`,
+		`sleeper_requests_total{container="app",engine="",outcome="proxied"} 1`,
 		`sleeper_build_info{goversion="go`,
 		"go_goroutines ",
 	} {

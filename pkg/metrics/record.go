@@ -113,7 +113,8 @@ func (r *Recorder) Wake(container, result string, d time.Duration) {
 		return
 	}
 	if result == "success" {
-		r.wakeDur.WithLabelValues(container).Observe(d.Seconds())
+		engine, name := watcher.SplitKey(container)
+		r.wakeDur.WithLabelValues(name, engine).Observe(d.Seconds())
 	}
 	for i := range wakeResults {
 		if wakeResults[i] == result {
@@ -140,7 +141,8 @@ func (r *Recorder) Sleep(container, method, reason string) {
 	if !s.forgotten.IsZero() {
 		return
 	}
-	r.sleeps.WithLabelValues(container, method, reason).Inc()
+	engine, name := watcher.SplitKey(container)
+	r.sleeps.WithLabelValues(name, engine, method, reason).Inc()
 }
 
 // SleepPostponed implements watcher.PolicyRecorder.
@@ -151,7 +153,8 @@ func (r *Recorder) SleepPostponed(container, reason string) {
 	if !s.forgotten.IsZero() {
 		return
 	}
-	r.postponed.WithLabelValues(container, reason).Inc()
+	engine, name := watcher.SplitKey(container)
+	r.postponed.WithLabelValues(name, engine, reason).Inc()
 }
 
 // State implements watcher.Recorder. It closes the current asleep stretch
@@ -197,7 +200,8 @@ func (s *series) isForgotten() bool {
 // instead of recreating what was just deleted.
 func (r *Recorder) Forget(container string) {
 	now := r.now()
-	match := prometheus.Labels{labelContainer: container}
+	engine, name := watcher.SplitKey(container)
+	match := prometheus.Labels{labelContainer: name, labelEngine: engine}
 	// Inside Compute, so that a ConfigError for the same name (a recreate)
 	// runs wholly before or after. Mark first, then delete: a concurrent
 	// Wake either finished before the mark (its series is deleted here) or

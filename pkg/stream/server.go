@@ -64,9 +64,6 @@ type Config struct {
 	Routes   Routes
 	Problems ProblemReporter
 	Log      *slog.Logger
-	// SelfNetworks are the networks sleeper's own container is attached to,
-	// empty when sleeper runs on the host; see watcher.ResolveAddr.
-	SelfNetworks []string
 	// FlowIdleTimeout drops a UDP flow after this long without a datagram
 	// either way. Zero means DefaultFlowIdleTimeout.
 	FlowIdleTimeout time.Duration
@@ -299,7 +296,7 @@ func (s *Server) upstreamAddr(w *watcher.Watcher, key labels.Stream) (string, er
 		return net.JoinHostPort(spec.Upstream.Hostname(), strconv.Itoa(int(key.Target))), nil
 	}
 	proto := string(cmp.Or(key.Protocol, labels.TCP))
-	addr, err := watcher.ResolveAddr(w.Observed(), key.Target, proto, spec.Network, s.cfg.SelfNetworks)
+	addr, err := watcher.ResolveAddr(w.Observed(), key.Target, proto, spec.Network, w.SelfNetworks())
 	if err != nil {
 		return "", fmt.Errorf("container %s stream %s: %w", w.Name(), key, err)
 	}

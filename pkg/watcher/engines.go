@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Engine is one source of containers among several (one Docker engine of
@@ -51,11 +52,44 @@ func SplitKey(key string) (engine, name string) {
 // for a name the registry does not know.
 func (r *Registry) engineOf(name string) (e Engine, ok bool) {
 	if name == "" {
-		return Engine{Runtime: r.cfg.Runtime, Finder: r.cfg.Finder, Provider: r.cfg.Provider,
+		e, ok = Engine{Runtime: r.cfg.Runtime, Finder: r.cfg.Finder, Provider: r.cfg.Provider,
 			SelfNetworks: r.cfg.SelfNetworks}, true
+	} else {
+		e, ok = r.cfg.Engines[name]
 	}
-	e, ok = r.cfg.Engines[name]
+	if nets, set := r.self.get(name); set {
+		e.SelfNetworks = nets
+	}
 	return e, ok
+}
+
+// SetSelfNetworks records sleeper's own networks on an engine ("" the
+// default one), replacing the configured ones. They are only known once
+// the engine answers, and sleeper starts without waiting for any engine:
+// its caller sets them before the engine's containers are first listed, so
+// that every watcher of the engine is built with them.
+func (r *Registry) SetSelfNetworks(engine string, nets []string) { r.self.set(engine, nets) }
+
+// selfNetworks are the networks SetSelfNetworks learnt, by engine.
+type selfNetworks struct {
+	mu   sync.RWMutex
+	nets map[string][]string
+}
+
+func (s *selfNetworks) get(engine string) ([]string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	nets, ok := s.nets[engine]
+	return nets, ok
+}
+
+func (s *selfNetworks) set(engine string, nets []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nets == nil {
+		s.nets = map[string][]string{}
+	}
+	s.nets[engine] = nets
 }
 
 // EngineError is the answer for a container whose engine does not answer:

@@ -18,12 +18,20 @@ import (
 // its own reconciler and health, until the test ends.
 func twoEngines(t *testing.T, ea, eb *watchertest.Engine) (*watcher.Registry, map[string]*watcher.EngineHealth) {
 	t.Helper()
+	reg, health, _ := twoEnginesWith(t, ea, eb, nil)
+	return reg, health
+}
+
+// twoEnginesWith is twoEngines with stubs for the workloads of targets,
+// and returns the reconcilers, engine a's first.
+func twoEnginesWith(t *testing.T, ea, eb *watchertest.Engine, targets watcher.Targets) (*watcher.Registry, map[string]*watcher.EngineHealth, []*watcher.Reconciler) {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	health := map[string]*watcher.EngineHealth{
 		"a": watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: "engine a"}),
 		"b": watcher.NewEngineHealth(watcher.EngineHealthConfig{Engine: "engine b"}),
 	}
-	reg := watcher.NewRegistry(watcher.RegistryConfig{Log: log,
+	reg := watcher.NewRegistry(watcher.RegistryConfig{Log: log, Targets: targets,
 		Labels: labels.Options{Prefix: "sleeper", DefaultIdleTimeout: time.Hour},
 		Engines: map[string]watcher.Engine{
 			"a": {Runtime: ea, Finder: ea, Provider: "docker", Health: health["a"]},
@@ -32,13 +40,16 @@ func twoEngines(t *testing.T, ea, eb *watchertest.Engine) (*watcher.Registry, ma
 	t.Cleanup(reg.Close)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{}, 2)
-	for name, e := range map[string]*watchertest.Engine{"a": ea, "b": eb} {
+	var rcs []*watcher.Reconciler
+	for _, name := range []string{"a", "b"} {
+		e := map[string]*watchertest.Engine{"a": ea, "b": eb}[name]
 		rc := watcher.NewReconciler(watcher.ReconcilerConfig{Source: e, Registry: reg, Log: log,
 			Prefix: "sleeper", EngineName: name, Health: health[name]})
+		rcs = append(rcs, rc)
 		go func() { _ = rc.Run(ctx); done <- struct{}{} }()
 	}
 	t.Cleanup(func() { cancel(); <-done; <-done })
-	return reg, health
+	return reg, health, rcs
 }
 
 // TestSeveralEnginesKeepTheirContainersApart: two engines each with a

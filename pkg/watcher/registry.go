@@ -55,6 +55,9 @@ type Registry struct {
 	entries map[string]*entry
 	changed chan struct{}
 
+	// self are the engines' own networks learnt after start (engines.go).
+	self selfNetworks
+
 	// unmanaged keeps the dependencies sleeper does not manage (unmanaged.go).
 	unmanaged *unmanagedDeps
 

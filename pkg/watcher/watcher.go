@@ -146,6 +146,11 @@ func New(cfg Config) *Watcher {
 // Name returns the container name the watcher is keyed by.
 func (w *Watcher) Name() string { return w.name }
 
+// SelfNetworks returns the networks sleeper's own container shares on the
+// container's engine (Config.SelfNetworks), for front doors that dial it
+// themselves: another engine's networks are never this container's.
+func (w *Watcher) SelfNetworks() []string { return w.selfNets }
+
 // ID returns the current container ID (it changes when the container is recreated).
 func (w *Watcher) ID() string {
 	w.mu.Lock()
