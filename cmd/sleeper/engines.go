@@ -98,7 +98,7 @@ func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <=
 
 // resolveEngines names the unnamed engines (local, engine2, …, by
 // position), checks names are unique and sets each engine's dial address:
-// --docker-host-address, else the host of a tcp:// URL.
+// --docker-host-address, else the IP of a tcp:// URL.
 func resolveEngines(hosts []engineHost, addrs addressList) ([]engineHost, error) {
 	if len(hosts) == 0 {
 		hosts = []engineHost{{}}
@@ -119,9 +119,14 @@ func resolveEngines(hosts []engineHost, addrs addressList) ([]engineHost, error)
 		if a, ok := addrs[h.Name]; ok {
 			h.Address = a
 		} else if u, err := url.Parse(h.Host); err == nil && u.Scheme == "tcp" {
+			// An IP names a remote engine, dialled there. A host name on
+			// the first engine is sleeper's own engine through a socket
+			// proxy (tcp://socket-proxy:2375, the usual deploy), whose
+			// containers may share sleeper's networks; on another engine
+			// it needs the address spelled out.
 			if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
 				h.Address = ip
-			} else if u.Hostname() != "" {
+			} else if u.Hostname() != "" && i > 0 {
 				return nil, fmt.Errorf("--docker-host %s=%s: a host name, not an IP: give --docker-host-address %s=IP for its published ports", h.Name, h.Host, h.Name)
 			}
 		}

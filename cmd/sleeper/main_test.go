@@ -104,6 +104,12 @@ func TestConfigPrecedence(t *testing.T) {
 			func(c config) bool {
 				return fmt.Sprint(c.Engines) == "[{nas tcp://10.0.0.5:2375 10.0.0.5} {engine2 unix:///x.sock invalid IP}]"
 			}},
+		// The deploy/ compose files reach the engine through a socket
+		// proxy by name: that is sleeper's own engine, not a remote one.
+		{"socket proxy by host name", nil, map[string]string{"SLEEPER_DOCKER_HOST": "tcp://socket-proxy:2375"},
+			func(c config) bool {
+				return fmt.Sprint(c.Engines) == "[{local tcp://socket-proxy:2375 invalid IP}]"
+			}},
 		{"several engines from env, flag replaces", []string{"--docker-host", "b=unix:///b.sock"},
 			map[string]string{"SLEEPER_DOCKER_HOST": "unix:///a.sock,c=unix:///c.sock"},
 			func(c config) bool { return fmt.Sprint(c.Engines) == "[{b unix:///b.sock invalid IP}]" }},
