@@ -155,7 +155,13 @@ func (c *config) proxyFlags(fs *flag.FlagSet) {
 		return err
 	})
 	c.IgnoreAgents, _ = labels.ParseAgents(proxy.DefaultIgnoreAgents())
-	fs.Func("ignore-agents", "comma-separated User-Agent substrings (any case) whose requests neither wake a container nor count as activity; empty turns it off (default: common uptime monitors: "+proxy.DefaultIgnoreAgents()+")", func(v string) error {
+	fs.Func("ignore-agents", "comma-separated User-Agent substrings (any case) whose requests neither wake a container nor count as activity; empty or none turns it off (default: common uptime monitors: "+proxy.DefaultIgnoreAgents()+")", func(v string) error {
+		if strings.EqualFold(strings.TrimSpace(v), "none") {
+			// An empty environment variable counts as unset: none is how
+			// a compose file turns the list off.
+			c.IgnoreAgents = nil
+			return nil
+		}
 		agents, err := labels.ParseAgents(v)
 		c.IgnoreAgents = agents
 		return err

@@ -85,32 +85,41 @@ func (es dockerEngines) registryEngines() map[string]watcher.Engine {
 // sleeper's own container: the one that hosts it answers with its
 // networks, the others (and every engine when sleeper runs on the host)
 // with none, so a remote engine's bridge addresses are never dialled.
-func (e dockerEngine) run(ctx context.Context, reg *watcher.Registry, rc *watcher.Reconciler, log *slog.Logger) error {
+//
+// An engine that refuses sleeper for good (an API version it will not
+// speak) stops sleeper when it is the only one; beside others it is shown
+// down, and only its own containers fail.
+func (e dockerEngine) run(ctx context.Context, reg *watcher.Registry, rc *watcher.Reconciler, log *slog.Logger, alone bool) error {
 	log = log.With("engine", e.logName())
 	self, err := awaitEngine(ctx, e.dk, e.health, log)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // shutting down before the engine answered is not an error
-		}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil // shutting down before the engine answered is not an error
+	case err != nil && alone:
 		return fmt.Errorf("engine %s: %w", e.logName(), err)
+	case err != nil:
+		log.Error("engine refused: its containers are not served; the other engines are", "error", err)
+		e.health.EngineDown(err)
+		return nil
 	}
 	reg.SetSelfNetworks(e.key, self)
 	return rc.Run(ctx)
 }
 
-// allSynced returns a channel closed once every reconciler has listed its
-// engine in full, or discoveryBound after the first one did: the proxy
-// holds a request for an unknown host until then, and an engine that stays
-// down must not make every such request wait. It ends with ctx.
-func allSynced(rcs []*watcher.Reconciler) (<-chan struct{}, func(context.Context) error) {
+// allSynced returns a channel closed once every source has listed its
+// engine in full (each of synced is closed), or discoveryBound after the
+// first one did: the proxy holds a request for an unknown host until then,
+// and an engine that stays down must not make every such request wait. It
+// ends with ctx.
+func allSynced(synced []<-chan struct{}) (<-chan struct{}, func(context.Context) error) {
 	done := make(chan struct{})
 	return done, func(ctx context.Context) error {
-		first := make(chan struct{}, len(rcs))
+		first := make(chan struct{}, len(synced))
 		var wg sync.WaitGroup
-		for _, rc := range rcs {
+		for _, ch := range synced {
 			wg.Go(func() {
 				select {
-				case <-rc.Synced():
+				case <-ch:
 					first <- struct{}{}
 				case <-ctx.Done():
 				}

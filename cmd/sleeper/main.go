@@ -182,8 +182,12 @@ func serveEngine(ctx context.Context, cfg config, log *slog.Logger, d engineDeps
 			EngineName:  e.key,
 		}))
 	}
+	sources, synced := d.swarms.runners(reg, cfg, log, d.rec, d.engines)
+	for _, rc := range rcs {
+		synced = append(synced, rc.Synced())
+	}
 	return runFrontDoors(ctx, cfg, log, frontDeps{reg: reg, rcs: rcs, engines: d.engines, rec: d.rec, pve: pve,
-		sources: d.swarms.runners(reg, cfg, log, d.rec, d.engines)})
+		sources: sources, synced: synced})
 }
 
 // frontDeps is what the front doors and the discovery loop share.
@@ -196,12 +200,15 @@ type frontDeps struct {
 	// sources are the other discovery loops (Swarm services), each run
 	// until ctx ends.
 	sources []func(context.Context) error
+	// synced has a channel per source, engines and services alike, closed
+	// once its first list is reconciled.
+	synced []<-chan struct{}
 }
 
 // runFrontDoors binds the proxy and runs it, the stream proxy, discovery and
 // the Proxmox poller until ctx ends.
 func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDeps) error {
-	discovered, waitDiscovered := allSynced(d.rcs)
+	discovered, waitDiscovered := allSynced(d.synced)
 	srv := proxy.NewServer(proxy.ServerConfig{
 		Addr: cfg.Addr,
 		Handler: proxy.NewHandler(proxy.Config{
@@ -217,7 +224,7 @@ func runFrontDoors(ctx context.Context, cfg config, log *slog.Logger, d frontDep
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i, e := range d.engines {
-		g.Go(func() error { return e.run(gctx, d.reg, d.rcs[i], log) })
+		g.Go(func() error { return e.run(gctx, d.reg, d.rcs[i], log, len(d.engines) == 1) })
 	}
 	for _, run := range d.sources {
 		g.Go(func() error { return run(gctx) })

@@ -81,6 +81,8 @@ func TestConfigPrecedence(t *testing.T) {
 		}},
 		{"ignore agents off by an empty flag", []string{"--ignore-agents="}, nil,
 			func(c config) bool { return len(c.IgnoreAgents) == 0 }},
+		{"ignore agents off from env", nil, map[string]string{"SLEEPER_IGNORE_AGENTS": "none"},
+			func(c config) bool { return len(c.IgnoreAgents) == 0 }},
 		{"ignore agents from env", nil, map[string]string{"SLEEPER_IGNORE_AGENTS": "MyBot, other"},
 			func(c config) bool { return fmt.Sprint(c.IgnoreAgents) == "[mybot other]" }},
 		{"webhook urls repeatable", []string{"--webhook-url=http://127.0.0.1:1/a", "--webhook-url", "https://h.example/b"}, nil,

@@ -182,9 +182,12 @@ func (ss swarmEngines) addTo(m map[string]watcher.Engine) map[string]watcher.Eng
 // decision (auto), then its Reconciler. Two engines managing one swarm
 // would scale the same services twice: in auto mode only the first to
 // answer for a cluster manages it.
-func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logger, rec *metrics.Recorder, engines dockerEngines) []func(context.Context) error {
+//
+// synced has one channel per services engine, closed once its first list is
+// reconciled, or at once when auto decides not to manage it: the proxy's
+// wait for unknown hosts covers services too.
+func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logger, rec *metrics.Recorder, engines dockerEngines) (run []func(context.Context) error, synced []<-chan struct{}) {
 	claims := &clusterClaims{by: map[string]string{}}
-	var out []func(context.Context) error
 	for _, s := range ss {
 		rc := watcher.NewReconciler(watcher.ReconcilerConfig{
 			Source: s.sw, Registry: reg, Log: log, Prefix: cfg.LabelPrefix,
@@ -192,7 +195,12 @@ func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logg
 			Health: s.health, EngineName: s.key,
 		})
 		log := log.With("engine", s.engine, "services_engine", s.key)
-		out = append(out, func(ctx context.Context) error {
+		declined := make(chan struct{})
+		synced = append(synced, firstOf(rc.Synced(), declined))
+		run = append(run, func(ctx context.Context) error {
+			// Declined, or ended: either way nothing will list these
+			// services any more, and firstOf's goroutine must end.
+			defer close(declined)
 			if s.mode == swarmAuto && !s.decide(ctx, claims, log) {
 				return nil
 			}
@@ -205,6 +213,19 @@ func (ss swarmEngines) runners(reg *watcher.Registry, cfg config, log *slog.Logg
 			return rc.Run(ctx)
 		})
 	}
+	return run, synced
+}
+
+// firstOf returns a channel closed when a or b is closed.
+func firstOf(a, b <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		defer close(out)
+		select {
+		case <-a:
+		case <-b:
+		}
+	}()
 	return out
 }
 
@@ -232,7 +253,9 @@ func (s *swarmEngine) decide(ctx context.Context, claims *clusterClaims, log *sl
 		}
 		if cerrdefs.IsPermissionDenied(err) || cerrdefs.IsUnauthorized(err) {
 			// A socket proxy refusing /info answers for good, not for now.
-			log.Warn("cannot ask the engine whether it is a swarm manager: its services are not managed (allow INFO, SERVICES, TASKS and NETWORKS in the socket proxy, or set --swarm)", "error", err)
+			// The deploy files' least-privilege proxy does: that is a
+			// choice, not a fault, so it is not a warning.
+			log.Info("cannot ask the engine whether it is a swarm manager: its services are not managed (allow INFO, SERVICES, TASKS and NETWORKS in the socket proxy, or set --swarm)", "error", err)
 			return false
 		}
 		log.Debug("engine not answering yet; swarm detection retrying", "error", err, "retry_in", delay.String())
