@@ -181,13 +181,37 @@ func (e engineRuntime) Inspect(ctx context.Context, ref string) (Container, erro
 type engineExecRuntime struct{ engineRuntime }
 
 // wrapEngine returns the runtime of the named engine, failing fast while
-// health says it is down; it is an Execer exactly when rt is.
+// health says it is down; it is an Execer, and Stats, exactly when rt is.
 func wrapEngine(name string, rt Runtime, health *EngineHealth) Runtime {
 	e := engineRuntime{Runtime: rt, name: name, health: health}
-	if _, ok := rt.(Execer); ok {
+	_, exec := rt.(Execer)
+	_, stats := rt.(Stats)
+	switch {
+	case exec && stats:
+		return engineExecStatsRuntime{engineExecRuntime{e}}
+	case exec:
 		return engineExecRuntime{e}
+	case stats:
+		return engineStatsRuntime{e}
 	}
 	return e
+}
+
+// engineStatsRuntime is an engineRuntime whose runtime reads usage; the
+// wrapper claims Stats only then, as callers find it by type assertion.
+type engineStatsRuntime struct{ engineRuntime }
+
+// Stats implements Stats.
+func (e engineStatsRuntime) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+	return e.stats(ctx, id, cpu)
+}
+
+// engineExecStatsRuntime can both exec and read usage.
+type engineExecStatsRuntime struct{ engineExecRuntime }
+
+// Stats implements Stats.
+func (e engineExecStatsRuntime) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+	return e.stats(ctx, id, cpu)
 }
 
 // Exec implements Execer.
@@ -203,9 +227,9 @@ func (e engineExecRuntime) Exec(ctx context.Context, id string, cmd []string) (i
 // errNoStats is what a wrapped runtime without Stats answers for them.
 var errNoStats = errors.New("the runtime cannot read usage")
 
-// Stats implements Stats when the engine's runtime does: the busy guard and
+// stats is Stats for the wrappers whose runtime has it: the busy guard and
 // the memory freed by a sleep must not be lost behind the wrapper.
-func (e engineRuntime) Stats(ctx context.Context, id string, cpu bool) (Usage, error) {
+func (e engineRuntime) stats(ctx context.Context, id string, cpu bool) (Usage, error) {
 	if err := e.check(); err != nil {
 		return Usage{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -30,9 +31,16 @@ func TestEngineWrapperPassesStats(t *testing.T) {
 			t.Fatalf("Stats = %+v, %v; want 42 bytes", u, err)
 		}
 	}
-	s := wrapEngine("d2", newFake(t), nil).(Stats)
-	if _, err := s.Stats(context.Background(), "id", false); err == nil {
-		t.Fatal("a runtime without stats answered usage")
+	// Callers find Stats by type assertion: a runtime without it must not
+	// seem to have it behind the wrapper (the busy guard would then try and
+	// fail on every idle check).
+	for _, rt := range []Runtime{newFake(t), &execFake{fakeRuntime: newFake(t)}} {
+		if _, ok := wrapEngine("d2", rt, nil).(Stats); ok {
+			t.Fatalf("%T without stats claims Stats behind the wrapper", rt)
+		}
+	}
+	if _, ok := wrapEngine("d2", execStatsFake{&execFake{fakeRuntime: newFake(t)}}, nil).(Execer); !ok {
+		t.Fatal("a runtime with exec and stats lost Exec behind the wrapper")
 	}
 }
 
@@ -41,7 +49,7 @@ func TestEngineWrapperPassesStats(t *testing.T) {
 // the engine; once up, calls go through.
 func TestEngineWrapperFailsFastWhileDown(t *testing.T) {
 	t.Parallel()
-	f := &execFake{fakeRuntime: newFake(t)}
+	f := execStatsFake{&execFake{fakeRuntime: newFake(t)}}
 	health := NewEngineHealth(EngineHealthConfig{Engine: "d2 engine"})
 	health.EngineDown(errors.New("connection refused"))
 	rt := wrapEngine("d2", f, health)
@@ -140,5 +148,61 @@ func TestAnswerSetHeader(t *testing.T) {
 	Answer{Status: http.StatusBadGateway}.SetHeader(h)
 	if _, ok := h["Retry-After"]; ok {
 		t.Fatal("Retry-After set without a delay")
+	}
+}
+
+// execStatsFake can exec and read usage.
+type execStatsFake struct{ *execFake }
+
+func (f execStatsFake) Stats(context.Context, string, bool) (Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["stats"]++
+	return Usage{MemoryBytes: 1}, nil
+}
+
+// ctxStart is a runtime whose start waits for a gate and fails if its
+// context ends first, as a real start task does.
+type ctxStart struct {
+	Runtime
+	began chan struct{}
+	once  *sync.Once
+	gate  chan struct{}
+}
+
+func (c ctxStart) Inspect(context.Context, string) (Container, error) {
+	return Container{Status: StatusStopped}, nil
+}
+
+func (c ctxStart) Start(ctx context.Context, _ string) error {
+	c.once.Do(func() { close(c.began) })
+	select {
+	case <-c.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestSharedStartOutlivesItsFirstCaller: the stub that asked first for a
+// shared start may go away (its watcher closed); the start goes on for the
+// others.
+func TestSharedStartOutlivesItsFirstCaller(t *testing.T) {
+	t.Parallel()
+	rt := ctxStart{began: make(chan struct{}), once: &sync.Once{}, gate: make(chan struct{})}
+	g := &sharedRuntime{Runtime: rt}
+	first, cancel := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() { firstDone <- g.Start(first, "guest") }()
+	<-rt.began
+	second := make(chan error, 1)
+	go func() { second <- g.Start(context.Background(), "guest") }()
+	cancel() // the first stub goes away mid-start
+	close(rt.gate)
+	if err := <-second; err != nil {
+		t.Fatalf("the other stub's start: %v, want it to finish", err)
+	}
+	if err := <-firstDone; err != nil {
+		t.Fatalf("the shared start was cancelled with its first caller: %v", err)
 	}
 }

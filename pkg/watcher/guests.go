@@ -68,6 +68,8 @@ type sharedRuntime struct {
 // joins that start.
 func (g *sharedRuntime) Start(ctx context.Context, id string) error {
 	_, err, _ := g.changes.Do("start", func() (any, error) {
+		ctx, cancel := detach(ctx)
+		defer cancel()
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		// Another stub's start may have ended since this stub inspected.
@@ -81,26 +83,40 @@ func (g *sharedRuntime) Start(ctx context.Context, id string) error {
 
 // Stop implements Runtime: stubs that sleep together stop the guest once.
 func (g *sharedRuntime) Stop(ctx context.Context, id string, opt StopOptions) error {
-	return g.powerOff(ctx, id, "stop", func() error { return g.Runtime.Stop(ctx, id, opt) })
+	return g.powerOff(ctx, id, "stop", func(ctx context.Context) error { return g.Runtime.Stop(ctx, id, opt) })
 }
 
 // Kill implements Runtime, like Stop.
 func (g *sharedRuntime) Kill(ctx context.Context, id string, signal string) error {
-	return g.powerOff(ctx, id, "kill", func() error { return g.Runtime.Kill(ctx, id, signal) })
+	return g.powerOff(ctx, id, "kill", func(ctx context.Context) error { return g.Runtime.Kill(ctx, id, signal) })
 }
 
 // powerOff runs one stop or kill for every stub that asks at once, and
 // none when the guest is already down (another stub's stop just ended).
-func (g *sharedRuntime) powerOff(ctx context.Context, id, op string, off func() error) error {
+func (g *sharedRuntime) powerOff(ctx context.Context, id, op string, off func(context.Context) error) error {
 	_, err, _ := g.changes.Do(op, func() (any, error) {
+		ctx, cancel := detach(ctx)
+		defer cancel()
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		if c, err := g.Runtime.Inspect(ctx, id); err == nil && c.Status == StatusStopped {
 			return nil, nil
 		}
-		return nil, off()
+		return nil, off(ctx)
 	})
 	return err
+}
+
+// detach returns the context of a power change several stubs share: it
+// keeps the first caller's deadline (the wake or stop timeout) but not its
+// cancellation, so the stub that happened to ask first cannot cancel the
+// change for the others by going away.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	shared := context.WithoutCancel(ctx)
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(shared, deadline)
+	}
+	return context.WithCancel(shared)
 }
 
 // sharedStats is a sharedRuntime whose workload's runtime reads resource
