@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"sleeper/internal/await"
 	"testing"
 	"time"
 
@@ -65,10 +66,9 @@ func TestIgnoredRequestToSleepingAppDoesNotWake(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || st.State != "asleep" || st.Name != "app" {
 				t.Fatalf("body %q (%v), want the status JSON saying asleep", rec.Body.String(), err)
 			}
-			time.Sleep(50 * time.Millisecond) // a wrong wake would have started by now
-			if n := f.Calls("start", "app"); n != 0 || w.State() != watcher.StateAsleep {
-				t.Fatalf("%d starts, state %s: an ignored request woke the app", n, w.State())
-			}
+			await.HoldsFor(t, 300*time.Millisecond, "no wake from an ignored request", func() bool {
+				return f.Calls("start", "app") == 0 && w.State() == watcher.StateAsleep
+			})
 			if got := outs.list(); len(got) != 1 || got[0] != "rejected" {
 				t.Fatalf("outcomes %q, want [rejected]", got)
 			}
