@@ -37,6 +37,10 @@ type Graph interface {
 	// runs on (a Proxmox guest) with others, which then decide its sleep
 	// together; it is called under the watcher's lock and must not take it.
 	SleepTogether(name string) bool
+	// CreditsWorkload reports whether the named container is the one the
+	// resource use of its workload is credited to: stubs of one Proxmox
+	// guest free its memory once, not once each.
+	CreditsWorkload(name string) bool
 }
 
 // Finder looks up containers that sleeper does not manage, for dependencies.

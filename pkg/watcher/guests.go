@@ -245,3 +245,20 @@ func (w *Watcher) peerIdleLocked() peerState {
 	}
 	return peerSleepable
 }
+
+// CreditsWorkload implements Graph: of the managed stubs of one workload,
+// the first by name is credited with what the workload frees; a container
+// that is its own workload always is.
+func (r *Registry) CreditsWorkload(name string) bool {
+	rt := r.Routes()
+	w := rt.ByName[name]
+	if w == nil || w.workload == "" {
+		return true
+	}
+	for n, o := range rt.ByName {
+		if o.workload == w.workload && n < name {
+			return false
+		}
+	}
+	return true
+}

@@ -168,3 +168,34 @@ func TestStubRecordsMemoryFreed(t *testing.T) {
 		t.Fatalf("memory freed %d, want the guest's 96 MiB", got)
 	}
 }
+
+// TestSharedGuestMemoryCreditedOnce: two stubs of one guest sleep together;
+// the guest's memory is freed once, so only one of them is credited with it.
+func TestSharedGuestMemoryCreditedOnce(t *testing.T) {
+	t.Parallel()
+	g := guestWithStats{&guestFake{calls: map[string]int{}}}
+	reg := NewRegistry(RegistryConfig{Runtime: g, Provider: "docker", Targets: g, Log: slog.New(slog.DiscardHandler)})
+	t.Cleanup(reg.Close)
+	stub := func(id, name string) Container {
+		return Container{ID: id, Name: name, Status: StatusStopped, Created: time.Now(), Labels: map[string]string{
+			"sleeper.enable": "true", "sleeper.hosts": name + ".localhost", "sleeper.idle_timeout": "150ms",
+			"sleeper.proxmox.node": "pve1", "sleeper.proxmox.vmid": "105",
+		}}
+	}
+	reg.ApplyAll([]Container{stub("stub-a", "a"), stub("stub-b", "b")})
+	a, b := reg.Get("a"), reg.Get("b")
+	if a == nil || b == nil {
+		t.Fatal("stubs not managed")
+	}
+	for _, w := range []*Watcher{a, b} {
+		if _, err := w.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	await.Eventually(t, 5*time.Second, "both stubs asleep", func() bool {
+		return a.State() == StateAsleep && b.State() == StateAsleep
+	})
+	if fa, fb := a.Info().MemoryFreed, b.Info().MemoryFreed; fa+fb != 96<<20 || fa != 96<<20 {
+		t.Fatalf("memory freed a=%d b=%d, want the guest's 96 MiB once, on a", fa, fb)
+	}
+}

@@ -10,11 +10,15 @@ import (
 // memoryBeforeSleep reads the container's memory use just before it is put
 // to sleep, for what sleeping frees: the busy check's reading when it just
 // took one (the same call), else a one-shot read of memory only. It returns
-// 0 when the runtime cannot tell, and for pause, which frees no memory.
+// 0 when the runtime cannot tell, for pause, which frees no memory, and for
+// a stub whose guest another stub is credited with.
 func (w *Watcher) memoryBeforeSleep(id string, spec *labels.Spec) uint64 {
 	stats, ok := w.rt.(Stats)
 	if !ok || spec.StopMethod == labels.StopMethodPause {
 		return 0
+	}
+	if w.graph != nil && !w.graph.CreditsWorkload(w.name) {
+		return 0 // another stub of the same guest is credited with it
 	}
 	w.mu.Lock()
 	checked := w.pol.checked
