@@ -2,6 +2,7 @@ package dockertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -102,12 +103,7 @@ func SecondEngine(t testing.TB, images ...string) *Engine {
 // Client returns a client of the engine, closed when the test ends.
 func (e *Engine) Client(t testing.TB) *client.Client {
 	t.Helper()
-	cli, err := client.New(client.WithHost(e.Host))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return hostClient(t, e.Host)
 }
 
 // start runs dockerd and waits until it answers.
@@ -126,28 +122,10 @@ func (e *Engine) start() error {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	e.cmd, e.done = cmd, done
-	cli, err := client.New(client.WithHost(e.Host))
-	if err != nil {
-		return err
+	if err := awaitPing(e.Host, done, time.Minute); err != nil {
+		return fmt.Errorf("dockerd: %w (state %v)", err, cmd.ProcessState)
 	}
-	defer cli.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := cli.Ping(ctx, client.PingOptions{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("dockerd exited: %v", cmd.ProcessState)
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dockerd did not answer within a minute: %w", err)
-		}
-	}
+	return nil
 }
 
 // Stop ends the engine (SIGTERM, as a host shutdown does; SIGKILL after
@@ -179,3 +157,42 @@ func (e *Engine) Restart(t testing.TB) {
 }
 
 func (e *Engine) logs() string { return e.log.Tail(4000) }
+
+// awaitPing waits until the engine at host answers a ping, the process
+// behind it exits (done closes), or within passes.
+func awaitPing(host string, done <-chan struct{}, within time.Duration) error {
+	cli, err := client.New(client.WithHost(host))
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := cli.Ping(ctx, client.PingOptions{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return errors.New("the process exited")
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer within %s: %w", within, err)
+		}
+	}
+}
+
+// hostClient returns a client of the engine at host, closed when the test
+// ends.
+func hostClient(t testing.TB, host string) *client.Client {
+	t.Helper()
+	cli, err := client.New(client.WithHost(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}

@@ -1,7 +1,6 @@
 package dockertest
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -95,39 +94,16 @@ func StartPodman(t testing.TB, images ...string) *Podman {
 
 // await waits until the service answers a ping, or exits.
 func (p *Podman) await(done <-chan struct{}) error {
-	cli, err := client.New(client.WithHost(p.Host))
-	if err != nil {
-		return err
+	if err := awaitPing(p.Host, done, 30*time.Second); err != nil {
+		return fmt.Errorf("podman system service: %w", err)
 	}
-	defer cli.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := cli.Ping(ctx, client.PingOptions{})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("podman system service exited")
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no answer within 30 s: %w", err)
-		}
-	}
+	return nil
 }
 
 // Client returns a client of the service, closed when the test ends.
 func (p *Podman) Client(t testing.TB) *client.Client {
 	t.Helper()
-	cli, err := client.New(client.WithHost(p.Host))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return hostClient(t, p.Host)
 }
 
 // Logs returns the end of the service's output, for a failing test.
