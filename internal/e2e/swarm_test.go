@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sleeper/internal/syncbuf"
 	"strconv"
 	"sync"
@@ -45,31 +43,7 @@ func TestSwarmServiceWakeAndSleep(t *testing.T) {
 		return w != nil && w.State() == watcher.StateAsleep
 	})
 
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
-	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
-			req.Host = name + ".test"
-			req.Header.Set("Accept", "application/json") // held, not the loading page
-			resp, err := hc.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				errs <- fmt.Errorf("status %d: %s", resp.StatusCode, body)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	herd(t, base, name+".test", 50)
 	if n := starts.Load(); n != 1 {
 		t.Errorf("sleeper asked to scale up %d times, want exactly 1 for the herd", n)
 	}
