@@ -120,15 +120,24 @@ func TestHerdOneStart(t *testing.T) {
 	s.watcher(name)
 	starts, stop := dockertest.Starts(context.Background(), s.cli, id)
 	defer stop()
+	s.echoHerd(t, host, 200)
+	exactlyOneStart(t, starts)
+}
+
+// echoHerd sends n concurrent POSTs to host's /echo, each with its own
+// body, and fails the test unless every one comes back 200 with its body:
+// no request lost, none answered with another's.
+func (s *stack) echoHerd(t *testing.T, host string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for i := range 200 {
+	errs := make(chan error, n)
+	for i := range n {
 		wg.Go(func() {
 			resp, body, err := s.do(http.MethodPost, host, "/echo", strings.NewReader(fmt.Sprint("body-", i)))
 			switch {
 			case err != nil:
 				errs <- err
-			case resp.StatusCode != 200 || body != fmt.Sprint("body-", i):
+			case resp.StatusCode != http.StatusOK || body != fmt.Sprint("body-", i):
 				errs <- fmt.Errorf("request %d: %d %q", i, resp.StatusCode, body)
 			}
 		})
@@ -138,7 +147,6 @@ func TestHerdOneStart(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	exactlyOneStart(t, starts)
 }
 
 // TestReadinessWaitsForTheApp: the app listens 1 s after start, behind

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,24 +67,7 @@ func TestPodman(t *testing.T) {
 		s.watcher(name)
 		starts, stop := dockertest.Starts(context.Background(), s.cli, id)
 		defer stop()
-		var wg sync.WaitGroup
-		errs := make(chan error, 50)
-		for i := range 50 {
-			wg.Go(func() {
-				resp, body, err := s.do(http.MethodPost, host, "/echo", strings.NewReader(fmt.Sprint("body-", i)))
-				switch {
-				case err != nil:
-					errs <- err
-				case resp.StatusCode != http.StatusOK || body != fmt.Sprint("body-", i):
-					errs <- fmt.Errorf("request %d: %d %q", i, resp.StatusCode, body)
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
+		s.echoHerd(t, host, 50)
 		exactlyOneStart(t, starts)
 	})
 
